@@ -1,0 +1,140 @@
+"""Records shared by the API, the store, the scheduler and the sandbox."""
+
+import json
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+# ArangoDB stores the command wrapped like this (§1.2) and returns the wrapped form.
+WRAP_PREFIX = "(function (params) { "
+WRAP_SUFFIX = " } )(params);"
+
+
+def wrap_command(command: str) -> str:
+    """The stored form of a command, exactly as ArangoDB returns it."""
+    return WRAP_PREFIX + command + WRAP_SUFFIX
+
+
+def format_seconds(ms: int) -> int | float:
+    """Milliseconds as ArangoDB prints seconds: whole numbers without ``.0`` (§1.2)."""
+    if ms % 1000 == 0:
+        return ms // 1000
+    return ms / 1000
+
+
+def to_ms(seconds: float) -> int:
+    """``long long(x * 1000)``: truncation toward zero, as ArangoDB does."""
+    return int(seconds * 1000)
+
+
+@dataclass(slots=True)
+class Task:
+    """A registered task. ``params_json`` is ``None`` when the client sent no params."""
+
+    id: str
+    name: str
+    created: float
+    command: str  # the raw command as sent; the API shows it wrapped
+    database: str
+    owner: str = ""  # "" = created by a superuser or with authentication off
+    period_ms: int | None = None  # None = timed task
+    offset_ms: int = 0
+    params_json: str | None = None
+    is_system: bool = False
+    timeout: float | None = None  # per-task wall-clock limit (extension)
+    # Epoch seconds of the next scheduled run; None for a timed task that has fired.
+    next_run_at: float | None = None
+
+    @property
+    def periodic(self) -> bool:
+        return self.period_ms is not None
+
+    def to_api(self) -> dict[str, Any]:
+        """The ArangoDB task object with its key order and number formatting (§1.2)."""
+        body: dict[str, Any] = {"id": self.id, "name": self.name, "created": self.created}
+        if self.period_ms is not None:
+            body["type"] = "periodic"
+            body["period"] = format_seconds(self.period_ms)
+        else:
+            body["type"] = "timed"
+        body["offset"] = format_seconds(self.offset_ms)
+        body["command"] = wrap_command(self.command)
+        body["database"] = self.database
+        return body
+
+    def params(self) -> Any:
+        return None if self.params_json is None else json.loads(self.params_json)
+
+
+class RunStatus(StrEnum):
+    ENQUEUED = "enqueued"
+    PROCESSING = "processing"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+
+FINISHED_STATUSES = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELED})
+
+
+class RunTrigger(StrEnum):
+    SCHEDULE = "schedule"
+    MANUAL = "manual"
+
+
+class ErrorType(StrEnum):
+    """What ended a failed run (the ``type`` of a run's ``error``)."""
+
+    EXCEPTION = "exception"  # the command threw
+    TIMEOUT = "timeout"  # CPU limit in the engine or the parent's wall-clock kill
+    MEMORY = "memory"  # the engine's memory limit
+    OUTPUT_LIMIT = "output_limit"  # reserved: output beyond the cap is truncated, not fatal
+    CRASH = "crash"  # the worker died, or the server died during the run
+    RESULT = "result"  # the returned value could not be serialised as JSON
+
+
+@dataclass(slots=True)
+class RunOutcome:
+    """What the sandbox reports for one execution."""
+
+    ok: bool
+    result_json: str | None = None  # JSON text of the returned value; None for undefined
+    output: list[str] = field(default_factory=list)
+    output_truncated: bool = False
+    error: dict[str, str] | None = None  # {type, name, message, stack}
+
+
+@dataclass(slots=True)
+class Run:
+    """One execution of a task, as kept in the history."""
+
+    uid: int
+    task_id: str
+    task_name: str
+    database: str
+    owner: str
+    trigger: RunTrigger
+    scheduled_at: float  # epoch seconds
+    enqueued_at: float
+    status: RunStatus = RunStatus.ENQUEUED
+    started_at: float | None = None
+    finished_at: float | None = None
+    result_json: str | None = None
+    output: list[str] = field(default_factory=list)
+    error: dict[str, str] | None = None
+
+
+@dataclass(slots=True)
+class RunQuery:
+    """Filters and pagination of the runs API (all optional)."""
+
+    statuses: frozenset[RunStatus] | None = None
+    task_ids: frozenset[str] | None = None
+    trigger: RunTrigger | None = None
+    before_started_at: float | None = None  # exclusive
+    after_started_at: float | None = None  # exclusive
+    owner: str | None = None  # None = every owner (superuser)
+    database: str | None = None  # None = every database
+    from_uid: int | None = None  # first uid of the page (inclusive)
+    limit: int = 20
+    reverse: bool = False  # False = newest first (Meilisearch order); True = oldest first

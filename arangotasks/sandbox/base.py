@@ -1,0 +1,43 @@
+"""The sandbox interface: compile-check and run task JavaScript somewhere safe."""
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from arangotasks.models import RunOutcome
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Bounds of one run. ``timeout`` is seconds of wall clock (the engine's CPU limit is the same
+    value; the parent kills the worker at ``timeout * 2 + 1``)."""
+
+    timeout: float = 30.0
+    memory_bytes: int = 64 * 1024 * 1024
+    stack_bytes: int = 1024 * 1024
+    output_bytes: int = 64 * 1024
+
+
+class Sandbox(Protocol):
+    async def start(self) -> None:
+        """Start the workers; call inside the running event loop."""
+
+    async def close(self) -> None:
+        """Stop every worker (runs in progress end as crashes)."""
+
+    async def compile_error(self, command: str) -> str | None:
+        """``None`` when ``new Function("params", command)`` compiles, else the engine's message."""
+
+    async def run(
+        self,
+        command: str,
+        params_json: str | None,
+        limits: Limits | None = None,
+        *,
+        label: str = "",
+    ) -> RunOutcome:
+        """Run the raw ``command`` as a function body with ``params`` in scope.
+
+        :param params_json: JSON text of params, ``None`` when absent (``params`` is ``undefined``).
+        :param limits: bounds of this run; the sandbox's defaults when ``None``.
+        :param label: shown in log lines (the task id).
+        """

@@ -1,0 +1,130 @@
+"""Parsing of task bodies in ArangoDB's order and with its lenient rules (§1.4)."""
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from arangotasks.errors import ArangoError, ErrorCode
+from arangotasks.models import to_ms
+
+DEFAULT_NAME = "user-defined task"
+# ArangoDB would overflow a long long; we refuse values no schedule could honour (~100 years).
+MAX_SECONDS = 100 * 365 * 86400
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSpec:
+    """A validated task body (steps 5-11, 13), before the compile check and the store."""
+
+    id: str | None  # None = assign a new tick
+    name: str
+    is_system: bool
+    offset_ms: int
+    period_ms: int | None
+    command: str
+    params_json: str | None
+    timeout: float | None
+
+
+_JSON_KINDS = {
+    list: "an array",
+    str: "a string",
+    int: "a number",
+    float: "a number",
+    bool: "a boolean",
+    type(None): "null",
+}
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"invalid number {name}")
+
+
+def parse_json_body(raw: bytes) -> dict[str, Any]:
+    """Step 1: the body must be a JSON object; otherwise 400/600."""
+    try:
+        text = raw.decode("utf-8")
+        if not text.strip():
+            raise ArangoError(ErrorCode.CORRUPTED_JSON, "expecting a JSON object body, got nothing")
+        # VelocyPack has no NaN/Infinity, so ArangoDB refuses them; so do we.
+        body = json.loads(text, parse_constant=_reject_constant)
+    except UnicodeDecodeError as exc:
+        raise ArangoError(
+            ErrorCode.CORRUPTED_JSON, f"VPackError error: invalid UTF-8: {exc}"
+        ) from None
+    except (ValueError, RecursionError) as exc:
+        raise ArangoError(ErrorCode.CORRUPTED_JSON, f"VPackError error: {exc}") from None
+    if not isinstance(body, dict):
+        # ArangoDB answers 500/4 here (its attribute reads throw); a client error is more honest.
+        kind = _JSON_KINDS.get(type(body), "value")
+        raise ArangoError(ErrorCode.CORRUPTED_JSON, f"expecting a JSON object body, got {kind}")
+    return body
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _seconds(value: float, what: str) -> int:
+    if abs(value) > MAX_SECONDS:
+        raise ArangoError(ErrorCode.BAD_PARAMETER, f"task {what} out of range")
+    return to_ms(value)
+
+
+def parse_task_body(
+    body: dict[str, Any], *, url_id: str | None, caller: str, max_timeout: float
+) -> TaskSpec:
+    """Steps 5-11 and 13 of §1.4, in order; the first failure raises ``ArangoError``.
+
+    :param url_id: the id from ``PUT /_api/tasks/{id}``; ``None`` for POST.
+    :param caller: the authenticated user's name ("" with authentication off).
+    """
+    # Step 5: PUT's URL id overrides body.id; POST takes body.id only if it is a string.
+    task_id = url_id if url_id is not None else body.get("id")
+    if not isinstance(task_id, str):
+        task_id = None
+    # Step 6
+    name = body.get("name")
+    if not isinstance(name, str):
+        name = DEFAULT_NAME
+    # Step 7
+    is_system = body.get("isSystem")
+    if not isinstance(is_system, bool):
+        is_system = False
+    # Step 8: non-numbers silently become 0.
+    offset = body.get("offset")
+    offset_ms = _seconds(offset, "offset") if is_number(offset) else 0
+    # Step 9: a numeric period must be positive; anything else makes a timed task.
+    period = body.get("period")
+    period_ms: int | None = None
+    if is_number(period):
+        if period <= 0:
+            raise ArangoError(ErrorCode.BAD_PARAMETER, "task period must be specified and positive")
+        period_ms = _seconds(period, "period")
+    # Step 10
+    run_as = body.get("runAsUser")
+    if isinstance(run_as, str) and run_as and run_as != caller:
+        raise ArangoError(ErrorCode.FORBIDDEN, "cannot run task as a different user")
+    # Step 11
+    command = body.get("command")
+    if not isinstance(command, str):
+        raise ArangoError(ErrorCode.BAD_PARAMETER, "command must be specified")
+    # Extension: a per-task time limit. ArangoDB clients never send it.
+    timeout = body.get("timeout")
+    if timeout is not None and (not is_number(timeout) or not 0 < timeout <= max_timeout):
+        raise ArangoError(
+            ErrorCode.BAD_PARAMETER,
+            f"timeout must be a positive number of seconds, at most {max_timeout:g}",
+        )
+    # Step 13: params of any JSON type, kept as-is; absent stays absent.
+    params_json = json.dumps(body["params"], separators=(",", ":")) if "params" in body else None
+    return TaskSpec(
+        id=task_id,
+        name=name,
+        is_system=is_system,
+        offset_ms=offset_ms,
+        period_ms=period_ms,
+        command=command,
+        params_json=params_json,
+        timeout=float(timeout) if timeout is not None else None,
+    )
