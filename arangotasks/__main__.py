@@ -1,0 +1,3 @@
+from arangotasks.cli import main
+
+raise SystemExit(main())

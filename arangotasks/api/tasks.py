@@ -1,0 +1,135 @@
+"""``/_api/tasks``: ArangoDB's prefix handler (§1.3-1.5) plus our run extensions."""
+
+from typing import Any
+
+from aiohttp import web
+
+from arangotasks.api.common import bool_param, iso, json_response, suffixes
+from arangotasks.api.runs import run_to_api, runs_page
+from arangotasks.errors import ArangoError, ErrorCode
+from arangotasks.keys import REGISTRY, SETTINGS, database_of, principal_of
+from arangotasks.models import Task
+from arangotasks.registry import Registry
+from arangotasks.validation import parse_json_body, parse_task_body
+
+PREFIX = "/_api/tasks"
+
+
+async def _with_details(registry: Registry, tasks: list[Task]) -> list[dict[str, Any]]:
+    """The task objects plus our extension fields (``?details=true`` only)."""
+    stats = await registry.history.stats([t.id for t in tasks])
+    bodies = []
+    for task in tasks:
+        count, failures, last = stats.get(task.id, (0, 0, None))
+        body = task.to_api()
+        body["nextRunAt"] = iso(task.next_run_at)
+        body["runs"] = count
+        body["failures"] = failures
+        body["lastRun"] = (
+            None
+            if last is None
+            else {"uid": last.uid, "status": last.status.value, "startedAt": iso(last.started_at)}
+        )
+        bodies.append(body)
+    return bodies
+
+
+async def tasks_handler(request: web.Request) -> web.StreamResponse:
+    method = request.method
+    if method == "GET":
+        return await _get(request)
+    if method == "POST":
+        return await _post(request)
+    if method == "PUT":
+        return await _put(request)
+    if method == "DELETE":
+        return await _delete(request)
+    raise ArangoError(ErrorCode.METHOD_NOT_ALLOWED)
+
+
+async def _get(request: web.Request) -> web.StreamResponse:
+    parts = suffixes(request, PREFIX)
+    registry = request.app[REGISTRY]
+    principal = principal_of(request)
+    details = bool_param(request, "details")
+    if len(parts) == 2 and parts[1] == "runs":
+        task = registry.get(parts[0], principal)
+        return await runs_page(request, task_id=task.id)
+    if len(parts) > 1:
+        raise ArangoError(
+            ErrorCode.SUPERFLUOUS_SUFFICES, "superfluous parameter, expecting /_api/tasks[/<id>]"
+        )
+    if not parts:
+        # Every task the caller may see, from every database (§1.3).
+        tasks = registry.visible(principal)
+        if details:
+            return json_response(await _with_details(registry, tasks))
+        return json_response([t.to_api() for t in tasks])
+    task = registry.get(parts[0], principal)
+    if details:
+        return json_response((await _with_details(registry, [task]))[0])
+    return json_response(task.to_api())
+
+
+async def _register(request: web.Request, url_id: str | None) -> web.StreamResponse:
+    """§1.4 steps 1-15 for POST and PUT (one code path, as in ArangoDB)."""
+    settings = request.app[SETTINGS]
+    registry = request.app[REGISTRY]
+    principal = principal_of(request)
+    body = parse_json_body(await request.read())  # step 1
+    if not settings.tasks_enabled:  # step 2
+        raise ArangoError(ErrorCode.FORBIDDEN, "JavaScript tasks are disabled")
+    if url_id is not None and url_id == "":  # step 3 (PUT)
+        raise ArangoError(ErrorCode.BAD_PARAMETER, "expected PUT /_api/tasks/<task-id>")
+    if not principal.writable:  # step 4
+        raise ArangoError(
+            ErrorCode.FORBIDDEN,
+            f"registering a task needs db RW permissions: user '{principal.name}' has "
+            f"read-only access to database '{database_of(request)}'",
+        )
+    spec = parse_task_body(  # steps 5-11, 13
+        body, url_id=url_id, caller=principal.name, max_timeout=settings.max_timeout
+    )
+    compile_error = await registry.sandbox.compile_error(spec.command)  # step 12
+    if compile_error is not None:
+        raise ArangoError(ErrorCode.BAD_PARAMETER, "cannot compile command")
+    task = await registry.create(spec, database_of(request), principal.name)  # steps 14-15
+    return json_response(task.to_api())
+
+
+async def _post(request: web.Request) -> web.StreamResponse:
+    parts = suffixes(request, PREFIX)
+    if len(parts) == 2 and parts[1] == "run":
+        # Extension: run a task now, outside its schedule.
+        registry = request.app[REGISTRY]
+        principal = principal_of(request)
+        if not principal.writable:
+            raise ArangoError(ErrorCode.FORBIDDEN, "running a task needs db RW permissions")
+        run = registry.run_now(parts[0], principal)
+        return json_response(run_to_api(run), status=202)
+    # POST ignores URL suffixes entirely (§1.4 step 5); python-arango relies on it.
+    return await _register(request, None)
+
+
+async def _put(request: web.Request) -> web.StreamResponse:
+    parts = suffixes(request, PREFIX)
+    # Suffixes are never empty, so "" stands for a bad suffix count; step 3 rejects it after the
+    # body has been parsed (ArangoDB's order).
+    return await _register(request, parts[0] if len(parts) == 1 else "")
+
+
+async def _delete(request: web.Request) -> web.StreamResponse:
+    parts = suffixes(request, PREFIX)
+    if len(parts) != 1:
+        raise ArangoError(
+            ErrorCode.SUPERFLUOUS_SUFFICES, "bad parameter, expecting /_api/tasks/<id>"
+        )
+    principal = principal_of(request)
+    if not principal.writable:
+        raise ArangoError(
+            ErrorCode.FORBIDDEN,
+            f"unregister task needs db RW permissions: user '{principal.name}' has "
+            f"read-only access to database '{database_of(request)}'",
+        )
+    await request.app[REGISTRY].delete(parts[0], principal)
+    return json_response({"error": False, "code": 200})

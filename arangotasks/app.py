@@ -1,0 +1,56 @@
+"""The application factory: everything the server needs is built here and reached via AppKeys."""
+
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from arangotasks import api
+from arangotasks.api.middleware import auth_middleware, error_middleware
+from arangotasks.config import AccessConfig, Settings, load_access
+from arangotasks.keys import ACCESS, REGISTRY, SETTINGS
+from arangotasks.registry import Registry
+from arangotasks.sandbox import QuickJSSandbox
+from arangotasks.sandbox.base import Sandbox
+from arangotasks.store import TaskStore, open_store
+
+log = logging.getLogger(__name__)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    sandbox: Sandbox | None = None,
+    store: TaskStore | None = None,
+    access: AccessConfig | None = None,
+) -> web.Application:
+    """Build the server. Store, sandbox and users come from ``settings`` unless given.
+
+    :param sandbox: a ready sandbox (tests share one pool across apps); started and closed here.
+    :param store: a store that is not opened yet.
+    """
+    app = web.Application(
+        middlewares=[error_middleware, auth_middleware],
+        client_max_size=int(settings.max_body_mb * 1024 * 1024),
+    )
+    app[SETTINGS] = settings
+    app[ACCESS] = access if access is not None else load_access(settings)
+    if sandbox is None:
+        sandbox = QuickJSSandbox(
+            workers=settings.workers,
+            limits=settings.limits(),
+            worker_address_space=settings.worker_address_space_mb * 1024 * 1024,
+        )
+    if store is None:
+        store = open_store(settings.store, settings.data_dir)
+    app[REGISTRY] = Registry(store, sandbox, settings)
+    app.cleanup_ctx.append(_registry_ctx)
+    app.add_routes(api.routes())
+    return app
+
+
+async def _registry_ctx(app: web.Application) -> AsyncIterator[None]:
+    registry = app[REGISTRY]
+    await registry.start()
+    yield
+    await registry.close()

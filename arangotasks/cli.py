@@ -1,0 +1,104 @@
+"""Command line: ``arangotasks serve`` and ``arangotasks run FILE.js``."""
+
+import argparse
+import asyncio
+import logging
+import re
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from arangotasks import __version__
+from arangotasks.app import create_app
+from arangotasks.config import Settings
+
+log = logging.getLogger("arangotasks")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="arangotasks", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"arangotasks {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the HTTP server")
+    serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to bind (default 8529)")
+    serve.add_argument("--data-dir", type=Path, help="folder of the SQLite store (default ./data)")
+    serve.add_argument("--store", help="store URL: sqlite:///path or postgresql://...")
+    serve.add_argument("--config", type=Path, help="TOML file with users and databases")
+    serve.add_argument("--workers", type=int, help="JavaScript worker processes (default: cores)")
+    serve.add_argument("--log-level", help="DEBUG, INFO, WARNING, ERROR (default INFO)")
+    serve.add_argument(
+        "--no-auth", action="store_const", const=True, help="turn authentication off"
+    )
+    run = commands.add_parser("run", help="run a command file once in the task sandbox")
+    run.add_argument("file", help="JavaScript function body, as a task's command")
+    run.add_argument("--params", help="params as JSON (default: absent)")
+    run.add_argument("--timeout", type=float, help="time limit in seconds")
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {
+        key: value
+        for key, value in vars(args).items()
+        if key not in ("command",) and value is not None
+    }
+    return Settings(**overrides)
+
+
+def _redact(url: str) -> str:
+    return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
+
+
+async def _serve(settings: Settings) -> None:
+    app = create_app(settings)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()  # opens the store, starts the workers, loads the tasks
+    try:
+        site = web.TCPSite(runner, settings.host, settings.port)
+        await site.start()
+        store = _redact(settings.store) if settings.store else f"sqlite in {settings.data_dir}"
+        auth = "off" if settings.no_auth else "on (basic + JWT)"
+        for host, port, *_ in runner.addresses:
+            log.info("arangotasks %s listening on http://%s:%s", __version__, host, port)
+        log.info("store: %s; authentication: %s", store, auth)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        log.info("stopping")
+    finally:
+        await runner.cleanup()
+    log.info("stopped")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "run":
+        from arangotasks.runfile import run_file
+
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+        return run_file(args.file, args.params, args.timeout)
+    try:
+        settings = _settings(args)
+    except ValidationError as exc:
+        print(f"arangotasks: invalid setting: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        asyncio.run(_serve(settings))
+    except ValueError as exc:  # a bad config file or store URL
+        print(f"arangotasks: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # e.g. the port is taken
+        print(f"arangotasks: {exc}", file=sys.stderr)
+        return 1
+    return 0

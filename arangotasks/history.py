@@ -1,0 +1,155 @@
+"""Run history: allocates run uids and writes run records in batches, off the run path."""
+
+import asyncio
+import contextlib
+import logging
+import time
+
+from arangotasks.config import Settings
+from arangotasks.errors import StoreUnavailableError
+from arangotasks.models import ErrorType, Run, RunQuery, RunStatus, RunTrigger, Task
+from arangotasks.store.base import TaskStore
+
+log = logging.getLogger(__name__)
+
+CRASH_ERROR = {
+    "type": ErrorType.CRASH.value,
+    "name": "ServerCrash",
+    "message": "the server stopped during this run; it was marked failed at the next start",
+    "stack": "",
+}
+
+
+class History:
+    """Collects run records and next-run times in memory and flushes them to the store in one
+    transaction every ``history_flush_interval`` seconds, so a run never waits for a disk write."""
+
+    def __init__(self, store: TaskStore, settings: Settings):
+        self._store = store
+        self._settings = settings
+        self._enabled = settings.history
+        self._next_uid = 0
+        self._dirty_runs: dict[int, Run] = {}
+        self._dirty_next: dict[str, float | None] = {}
+        self._flush_lock = asyncio.Lock()
+        self._wake = asyncio.Event()
+        self._loops: list[asyncio.Task[None]] = []
+
+    async def start(self) -> int:
+        """Recover runs a crash interrupted; return how many were marked failed."""
+        self._next_uid = await self._store.max_run_uid() + 1
+        recovered = await self._store.fail_unfinished_runs(time.time(), CRASH_ERROR)
+        if recovered:
+            log.warning(
+                "marked %d run(s) interrupted by the last stop as failed (crash)", recovered
+            )
+        self._loops = [
+            asyncio.create_task(self._flush_loop(), name="history-flush"),
+            asyncio.create_task(self._prune_loop(), name="history-prune"),
+        ]
+        return recovered
+
+    async def close(self) -> None:
+        for task in self._loops:
+            task.cancel()
+        for task in self._loops:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._loops = []
+        try:
+            await self.flush()
+        except StoreUnavailableError as exc:
+            log.error("could not write the last run records: %s", exc)
+
+    # --- the run path: memory only ---------------------------------------------------------
+    def new_run(
+        self, task: Task, trigger: RunTrigger, scheduled_at: float, *, status: RunStatus
+    ) -> Run:
+        now = time.time()
+        run = Run(
+            uid=self._next_uid,
+            task_id=task.id,
+            task_name=task.name,
+            database=task.database,
+            owner=task.owner,
+            trigger=trigger,
+            scheduled_at=scheduled_at,
+            enqueued_at=now,
+            status=status,
+        )
+        self._next_uid += 1
+        self.touch(run)
+        return run
+
+    def touch(self, run: Run) -> None:
+        """Mark a run record changed; it reaches the store with the next flush."""
+        if self._enabled:
+            self._dirty_runs[run.uid] = run
+
+    def note_next_run(self, task_id: str, at: float | None) -> None:
+        self._dirty_next[task_id] = at
+
+    def forget_next_run(self, task_id: str) -> None:
+        self._dirty_next.pop(task_id, None)
+
+    # --- writing -------------------------------------------------------------------------
+    async def flush(self) -> None:
+        """Write everything changed so far (readers call this to see their own writes)."""
+        async with self._flush_lock:
+            runs, self._dirty_runs = self._dirty_runs, {}
+            nexts, self._dirty_next = self._dirty_next, {}
+            try:
+                if runs:
+                    await self._store.save_runs(list(runs.values()))
+                if nexts:
+                    await self._store.set_next_runs(list(nexts.items()))
+            except BaseException:
+                # Keep what was not written; newer changes made meanwhile win.
+                self._dirty_runs = runs | self._dirty_runs
+                self._dirty_next = nexts | self._dirty_next
+                raise
+
+    async def _flush_loop(self) -> None:
+        interval = self._settings.history_flush_interval
+        while True:
+            await asyncio.sleep(interval)
+            if not (self._dirty_runs or self._dirty_next):
+                continue
+            try:
+                await self.flush()
+            except StoreUnavailableError as exc:
+                log.warning("run history not written yet (will retry): %s", exc)
+            except Exception:
+                log.exception("run history flush failed (will retry)")
+
+    async def _prune_loop(self) -> None:
+        while True:
+            try:
+                await self.prune()
+            except StoreUnavailableError as exc:
+                log.warning("run history pruning skipped: %s", exc)
+            except Exception:
+                log.exception("run history pruning failed")
+            await asyncio.sleep(self._settings.prune_interval)
+
+    async def prune(self) -> int:
+        older_than = time.time() - self._settings.history_max_age_days * 86400
+        removed = await self._store.prune_runs(self._settings.history_keep, older_than)
+        if removed:
+            log.info("pruned %d old run record(s)", removed)
+        return removed
+
+    # --- reading -------------------------------------------------------------------------
+    async def query(self, query: RunQuery) -> tuple[list[Run], int, int | None]:
+        await self.flush()
+        return await self._store.query_runs(query)
+
+    async def get(self, uid: int) -> Run | None:
+        run = self._dirty_runs.get(uid)
+        if run is not None:
+            return run
+        return await self._store.get_run(uid)
+
+    async def stats(self, task_ids: list[str]) -> dict[str, tuple[int, int, Run | None]]:
+        await self.flush()
+        return await self._store.run_stats(task_ids)

@@ -1,0 +1,23 @@
+"""Application keys: the only way handlers reach shared resources (a leaf module)."""
+
+from aiohttp import web
+
+from arangotasks.auth import Principal
+from arangotasks.config import AccessConfig, Settings
+from arangotasks.registry import Registry
+
+SETTINGS = web.AppKey("settings", Settings)
+ACCESS = web.AppKey("access", AccessConfig)
+REGISTRY = web.AppKey("registry", Registry)
+
+# Per-request values set by the auth middleware.
+PRINCIPAL_KEY = web.RequestKey("principal", Principal)
+DATABASE_KEY = web.RequestKey("database", str)
+
+
+def principal_of(request: web.Request) -> Principal:
+    return request[PRINCIPAL_KEY]
+
+
+def database_of(request: web.Request) -> str:
+    return request[DATABASE_KEY]

@@ -1,0 +1,307 @@
+"""The task registry: joins the store (truth), the scheduler (timing), the sandbox (execution)
+and the history (run records). Every create and delete is written to the store before it is
+acknowledged; the in-memory map and the scheduler follow the store, never lead it."""
+
+import asyncio
+import contextlib
+import functools
+import logging
+import math
+import time
+from collections.abc import AsyncIterator, Callable
+
+from arangotasks.auth import Principal
+from arangotasks.config import Misfire, Settings
+from arangotasks.errors import ArangoError, DuplicateTaskError, ErrorCode, StoreUnavailableError
+from arangotasks.history import History
+from arangotasks.models import ErrorType, Run, RunOutcome, RunStatus, RunTrigger, Task
+from arangotasks.sandbox.base import Limits, Sandbox
+from arangotasks.scheduler import JobScheduler
+from arangotasks.store.base import TaskStore
+from arangotasks.validation import TaskSpec
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN_GRACE = 5.0  # seconds a run in progress may take to finish on a clean stop
+MARK_FIRED_RETRY = 1.0
+
+
+def _now_us() -> float:
+    """Unix seconds with microsecond precision, like ArangoDB's ``TRI_microtime``."""
+    return time.time_ns() // 1000 / 1e6
+
+
+class Registry:
+    """Registered tasks of every database; owns the lifecycle of store, sandbox and scheduler."""
+
+    def __init__(self, store: TaskStore, sandbox: Sandbox, settings: Settings):
+        self.store = store
+        self.sandbox = sandbox
+        self.settings = settings
+        self.history = History(store, settings)
+        self._scheduler = JobScheduler()
+        self._tasks: dict[str, Task] = {}
+        self._run_locks: dict[str, asyncio.Lock] = {}
+        self._write_locks: dict[str, asyncio.Lock] = {}
+        self._active: set[asyncio.Task[None]] = set()
+        self._last_tick = 0
+        self._default_limits = settings.limits()
+        # Called with every finished (or canceled) run; used by tests and future push APIs.
+        self.run_listeners: list[Callable[[Run], None]] = []
+
+    # --- lifecycle -----------------------------------------------------------------------
+    async def start(self) -> None:
+        await self.store.open()
+        await self.sandbox.start()
+        await self.history.start()
+        self._scheduler.start()
+        started = time.time()
+        stale: list[Task] = []
+        for task in await self.store.load_tasks():
+            self._tasks[task.id] = task
+            if not self._schedule_loaded(task, started):
+                stale.append(task)
+        for task in stale:
+            await self._forget(task)
+        log.info("loaded %d task(s) in %.3f s", len(self._tasks), time.time() - started)
+
+    async def close(self) -> None:
+        self._scheduler.shutdown()
+        if self._active:
+            await asyncio.wait(set(self._active), timeout=SHUTDOWN_GRACE)
+        # Runs still going end as crashes when their worker is killed; let them record that.
+        await self.sandbox.close()
+        if self._active:
+            await asyncio.wait(set(self._active), timeout=SHUTDOWN_GRACE)
+        await self.history.close()
+        await self.store.close()
+
+    def _schedule_loaded(self, task: Task, now: float) -> bool:
+        """Re-arm a task read from the store; ``False`` when it must be dropped instead."""
+        due = task.next_run_at
+        if due is None:
+            # A timed task marked fired before the stop: it ran (or crashed) and is done.
+            return False
+        if due >= now or self.settings.misfire is Misfire.RUN_ONCE:
+            self._schedule(task, max(due, now))
+            return True
+        # Misfire policy "skip": record the missed slot and wait for the next one.
+        missed = self.history.new_run(task, RunTrigger.SCHEDULE, due, status=RunStatus.CANCELED)
+        missed.finished_at = now
+        missed.error = {
+            "type": "missed",
+            "name": "Missed",
+            "message": "skipped: its time passed while the server was down (misfire=skip)",
+            "stack": "",
+        }
+        self.history.touch(missed)
+        if task.period_ms is None:
+            return False
+        period = self._period_seconds(task)
+        at = due + math.ceil((now - due) / period) * period
+        task.next_run_at = at
+        self.history.note_next_run(task.id, at)
+        self._schedule(task, at)
+        return True
+
+    # --- reads ---------------------------------------------------------------------------
+    def get(self, task_id: str, principal: Principal) -> Task:
+        task = self._tasks.get(task_id)
+        if task is None or not principal.may_see(task.owner):
+            raise ArangoError(ErrorCode.TASK_NOT_FOUND)
+        return task
+
+    def visible(self, principal: Principal) -> list[Task]:
+        if principal.superuser:
+            return list(self._tasks.values())
+        return [t for t in self._tasks.values() if t.owner == principal.name]
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    # --- writes --------------------------------------------------------------------------
+    def _new_tick(self) -> str:
+        # Microsecond clock, strictly increasing within the process (ids match ^\d+$).
+        self._last_tick = max(self._last_tick + 1, time.time_ns() // 1000)
+        return str(self._last_tick)
+
+    @contextlib.asynccontextmanager
+    async def _write_lock(self, task_id: str) -> AsyncIterator[None]:
+        lock = self._write_locks.setdefault(task_id, asyncio.Lock())
+        try:
+            async with lock:
+                yield
+        finally:
+            if not lock.locked() and self._write_locks.get(task_id) is lock:
+                del self._write_locks[task_id]
+
+    async def create(self, spec: TaskSpec, database: str, owner: str) -> Task:
+        """Store, then schedule a new task (§1.4 steps 14-15)."""
+        if spec.id == "":
+            raise ArangoError(ErrorCode.TASK_INVALID_ID)
+        for _attempt in range(5):
+            task_id = spec.id if spec.id is not None else self._new_tick()
+            created = _now_us()
+            first = created + max(spec.offset_ms, 0) / 1000
+            task = Task(
+                id=task_id,
+                name=spec.name,
+                created=created,
+                command=spec.command,
+                database=database,
+                owner=owner,
+                period_ms=spec.period_ms,
+                offset_ms=spec.offset_ms,
+                params_json=spec.params_json,
+                is_system=spec.is_system,
+                timeout=spec.timeout,
+                next_run_at=first,
+            )
+            async with self._write_lock(task_id):
+                try:
+                    await self.store.insert_task(task)
+                except DuplicateTaskError:
+                    if spec.id is not None:
+                        raise ArangoError(ErrorCode.TASK_DUPLICATE_ID) from None
+                    continue  # a client chose an id that equals our tick: take the next one
+                self._tasks[task_id] = task
+                self._schedule(task, first)
+            return task
+        raise ArangoError(ErrorCode.INTERNAL, "could not allocate a task id")
+
+    async def delete(self, task_id: str, principal: Principal) -> None:
+        """Unregister a task: no future runs; a run in progress finishes (§1.5)."""
+        task = self.get(task_id, principal)
+        async with self._write_lock(task_id):
+            if self._tasks.get(task_id) is not task:
+                raise ArangoError(ErrorCode.TASK_NOT_FOUND)
+            await self.store.delete_task(task_id)
+            self._drop(task)
+
+    def _drop(self, task: Task) -> None:
+        if self._tasks.get(task.id) is task:
+            del self._tasks[task.id]
+        self._scheduler.cancel(task.id)
+        self.history.forget_next_run(task.id)
+        lock = self._run_locks.get(task.id)
+        if lock is not None and not lock.locked():
+            del self._run_locks[task.id]
+
+    async def _forget(self, task: Task) -> None:
+        """Remove a timed task after its single run."""
+        async with self._write_lock(task.id):
+            if self._tasks.get(task.id) is not task:
+                return
+            try:
+                await self.store.delete_task(task.id)
+            except StoreUnavailableError as exc:
+                # It is marked fired in the store, so the next start drops it anyway.
+                log.warning("task %s: could not delete after its run: %s", task.id, exc)
+            self._drop(task)
+
+    # --- runs ----------------------------------------------------------------------------
+    def _period_seconds(self, task: Task) -> float:
+        assert task.period_ms is not None
+        return max(task.period_ms / 1000, self.settings.min_period)
+
+    def _schedule(self, task: Task, at: float) -> None:
+        # A partial of a coroutine function, so that APScheduler awaits it on the loop
+        # (a lambda would be sent to a thread pool).
+        self._scheduler.schedule(task.id, at, functools.partial(self._fire, task))
+
+    async def _fire(self, task: Task) -> None:
+        if self._tasks.get(task.id) is not task:
+            return  # deleted after this fire time was taken
+        current = asyncio.current_task()
+        assert current is not None
+        self._active.add(current)
+        try:
+            await self._fire_once(task)
+        finally:
+            self._active.discard(current)
+
+    async def _fire_once(self, task: Task) -> None:
+        scheduled_at = task.next_run_at if task.next_run_at is not None else time.time()
+        if task.period_ms is None:
+            # Written before the run starts, so that a timed task never runs twice (§1.6).
+            try:
+                await self.store.set_next_runs([(task.id, None)])
+            except StoreUnavailableError as exc:
+                log.warning("task %s: store unavailable, run postponed: %s", task.id, exc)
+                self._schedule(task, time.time() + MARK_FIRED_RETRY)
+                return
+            task.next_run_at = None
+        run = self.history.new_run(
+            task, RunTrigger.SCHEDULE, scheduled_at, status=RunStatus.ENQUEUED
+        )
+        await self._execute(task, run)
+        if self._tasks.get(task.id) is not task:
+            return
+        if task.period_ms is not None:
+            # Fixed delay: the next run is one period after this one finished (§1.6).
+            at = time.time() + self._period_seconds(task)
+            task.next_run_at = at
+            self.history.note_next_run(task.id, at)
+            self._schedule(task, at)
+        else:
+            await self._forget(task)
+
+    def run_now(self, task_id: str, principal: Principal) -> Run:
+        """Start a manual run outside the schedule; the schedule is unchanged."""
+        task = self.get(task_id, principal)
+        run = self.history.new_run(task, RunTrigger.MANUAL, time.time(), status=RunStatus.ENQUEUED)
+        job = asyncio.create_task(self._execute(task, run), name=f"manual-run-{run.uid}")
+        self._active.add(job)
+        job.add_done_callback(self._active.discard)
+        return run
+
+    def _finished(self, run: Run) -> None:
+        self.history.touch(run)
+        for listener in self.run_listeners:
+            listener(run)
+
+    async def _execute(self, task: Task, run: Run) -> None:
+        lock = self._run_locks.setdefault(task.id, asyncio.Lock())
+        async with lock:  # runs of one task never overlap
+            if self._tasks.get(task.id) is not task:
+                run.status = RunStatus.CANCELED
+                run.finished_at = time.time()
+                self._finished(run)
+                return
+            run.status = RunStatus.PROCESSING
+            run.started_at = time.time()
+            self.history.touch(run)
+            limits = self._default_limits
+            if task.timeout is not None:
+                limits = Limits(
+                    task.timeout, limits.memory_bytes, limits.stack_bytes, limits.output_bytes
+                )
+            try:
+                outcome = await self.sandbox.run(
+                    task.command, task.params_json, limits, label=task.id
+                )
+            except Exception as exc:  # a broken sandbox must not stop a periodic task
+                log.exception("task %s: sandbox failure", task.id)
+                outcome = RunOutcome(
+                    ok=False,
+                    error={
+                        "type": ErrorType.CRASH.value,
+                        "name": type(exc).__name__,
+                        "message": str(exc),
+                        "stack": "",
+                    },
+                )
+            run.finished_at = time.time()
+            run.status = RunStatus.SUCCEEDED if outcome.ok else RunStatus.FAILED
+            run.result_json = outcome.result_json
+            run.output = outcome.output
+            run.error = outcome.error
+            self._finished(run)
+        if outcome.error is not None:
+            log.warning(
+                "task %s run %d failed (%s): %s",
+                task.id,
+                run.uid,
+                outcome.error.get("type"),
+                outcome.error.get("message"),
+            )

@@ -1,0 +1,83 @@
+"""Shared fixtures: settings on a temp folder, a users file, an in-process app factory."""
+
+import base64
+from pathlib import Path
+
+import pytest
+
+from arangotasks.app import create_app
+from arangotasks.config import Settings
+
+ROOT_PASSWORD = "root-pw"
+JWT_SECRET = "test-jwt-secret-which-is-long-enough-for-hs256"
+
+USERS_TOML = """
+databases = ["testdb", "other"]
+
+[[users]]
+name = "alice"
+password = "alice-pw"
+access = "rw"
+
+[[users]]
+name = "bob"
+password = "bob-pw"
+access = "ro"
+
+[[users]]
+name = "carol"
+password = "carol-pw"
+access = "rw"
+databases = ["other"]
+"""
+
+
+def basic(user: str, password: str) -> dict[str, str]:
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
+
+
+ROOT = basic("root", ROOT_PASSWORD)
+ALICE = basic("alice", "alice-pw")
+BOB = basic("bob", "bob-pw")
+CAROL = basic("carol", "carol-pw")
+
+
+@pytest.fixture
+def users_file(tmp_path: Path) -> Path:
+    path = tmp_path / "users.toml"
+    path.write_text(USERS_TOML)
+    return path
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path, users_file: Path):
+    def make(**overrides) -> Settings:
+        values = {
+            "data_dir": tmp_path / "data",
+            "root_password": ROOT_PASSWORD,
+            "jwt_secret": JWT_SECRET,
+            "config": users_file,
+            "workers": 1,
+            "timeout": 5.0,
+            "history_flush_interval": 0.01,
+        }
+        values.update(overrides)
+        return Settings(**values)
+
+    return make
+
+
+@pytest.fixture
+def make_client(aiohttp_client, make_settings):
+    """Start the real app in-process (real SQLite store, real QuickJS workers)."""
+
+    async def make(**overrides):
+        return await aiohttp_client(create_app(make_settings(**overrides)))
+
+    return make
+
+
+@pytest.fixture
+async def client(make_client):
+    return await make_client()
