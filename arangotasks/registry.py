@@ -119,6 +119,10 @@ class Registry:
     def __len__(self) -> int:
         return len(self._tasks)
 
+    def scheduled(self) -> int:
+        """Pending fire times in the scheduler (tasks not running right now)."""
+        return self._scheduler.pending()
+
     # --- writes --------------------------------------------------------------------------
     def _new_tick(self) -> str:
         # Microsecond clock, strictly increasing within the process (ids match ^\d+$).

@@ -27,6 +27,7 @@ async def version(request: web.Request) -> web.StreamResponse:
             "mode": "server",
             "role": "SINGLE",
             "tasks": str(len(registry)),
+            "scheduled": str(registry.scheduled()),
         }
     return json_response(body)
 
