@@ -65,6 +65,20 @@ def is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def _text(value: str, what: str) -> str:
+    """Strings we store as text: valid Unicode (no lone surrogates from ``\\ud800`` escapes) and
+    no NUL, which PostgreSQL text cannot hold."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ArangoError(
+            ErrorCode.CORRUPTED_JSON, f"VPackError error: invalid Unicode (lone surrogate) in {what}"
+        ) from None
+    if "\x00" in value:
+        raise ArangoError(ErrorCode.BAD_PARAMETER, f"{what} must not contain NUL characters")
+    return value
+
+
 def _seconds(value: float, what: str) -> int:
     if abs(value) > MAX_SECONDS:
         raise ArangoError(ErrorCode.BAD_PARAMETER, f"task {what} out of range")
@@ -81,12 +95,13 @@ def parse_task_body(
     """
     # Step 5: PUT's URL id overrides body.id; POST takes body.id only if it is a string.
     task_id = url_id if url_id is not None else body.get("id")
-    if not isinstance(task_id, str):
+    if isinstance(task_id, str):
+        task_id = _text(task_id, "id")
+    else:
         task_id = None
     # Step 6
     name = body.get("name")
-    if not isinstance(name, str):
-        name = DEFAULT_NAME
+    name = _text(name, "name") if isinstance(name, str) else DEFAULT_NAME
     # Step 7
     is_system = body.get("isSystem")
     if not isinstance(is_system, bool):
@@ -109,6 +124,7 @@ def parse_task_body(
     command = body.get("command")
     if not isinstance(command, str):
         raise ArangoError(ErrorCode.BAD_PARAMETER, "command must be specified")
+    _text(command, "command")
     # Extension: a per-task time limit. ArangoDB clients never send it.
     timeout = body.get("timeout")
     if timeout is not None and (not is_number(timeout) or not 0 < timeout <= max_timeout):

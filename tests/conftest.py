@@ -7,6 +7,10 @@ import pytest
 
 from arangotasks.app import create_app
 from arangotasks.config import Settings
+from tests.pgserver import pg_dsn_fixture
+
+# A throwaway PostgreSQL cluster for the whole session (skips where none can be started).
+pg_dsn = pg_dsn_fixture()
 
 ROOT_PASSWORD = "root-pw"
 JWT_SECRET = "test-jwt-secret-which-is-long-enough-for-hs256"

@@ -109,3 +109,37 @@ def test_periodic_cadence_resumes(server):
     page = http.wait_runs("taskIds=tick", before + 3)
     uids = [r["uid"] for r in page["results"]]
     assert len(uids) == len(set(uids))
+
+
+@pytest.fixture
+def pg_url(pg_dsn):
+    """A fresh PostgreSQL database, as the URL a user would pass to ``--store``."""
+    import uuid
+
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
+
+    info = conninfo_to_dict(pg_dsn)
+    name = f"e2e_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    yield f"postgresql://{info.get('user', 'postgres')}@{info['host']}:{info['port']}/{name}"
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+@pytest.mark.postgres
+def test_postgresql_store_survives_kill9(make_server, pg_url):
+    server = make_server(ARANGOTASKS_STORE=pg_url)
+    http = Http(server.url)
+    body = {"command": "return params;", "params": [1], "period": 0.2}
+    http.ok("PUT", "/_api/tasks/pg", body)
+    http.wait_runs("taskIds=pg", 2)
+    before = snapshot(http)
+    server.kill9()
+    server.start()
+    http = Http(server.url)
+    assert snapshot(http) == before
+    assert http.ok("GET", "/_api/runs?taskIds=pg")["total"] >= 2
+    assert "store: postgresql://" in server.output()
+    server.stop()

@@ -159,3 +159,13 @@ def test_huge_offset_is_refused_not_overflowed():
 def test_params_round_trip_unicode():
     spec = parse({"command": "", "params": {"s": "ü\u0000𝄞"}})
     assert json.loads(spec.params_json) == {"s": "ü\u0000𝄞"}
+
+
+@pytest.mark.parametrize("field", ["id", "name", "command"])
+def test_lone_surrogates_and_nul_are_refused(field):
+    body = {"command": "x", field: "PLACEHOLDER"}
+    raw = json.dumps(body).replace("PLACEHOLDER", "a\\ud800b").encode()
+    surrogate = parse_json_body(raw)
+    assert error_of(surrogate).code == ErrorCode.CORRUPTED_JSON
+    nul = {"command": "x", field: "a\u0000b"}
+    assert error_of(nul).code == ErrorCode.BAD_PARAMETER

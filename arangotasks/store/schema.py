@@ -1,0 +1,331 @@
+"""SQL shared by the SQLite and PostgreSQL stores.
+
+Every statement is written once, with ``?`` placeholders; the PostgreSQL backend rewrites them to
+``%s``. No statement may therefore contain a literal ``?`` or ``%``. ``SQLStore`` implements the
+whole ``TaskStore`` contract on top of one primitive, ``_execute``: run a batch of statements in
+one transaction.
+"""
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from arangotasks.errors import DuplicateTaskError
+from arangotasks.models import FINISHED_STATUSES, Run, RunQuery, RunStatus, RunTrigger, Task
+
+Row = tuple[Any, ...]
+
+TASK_COLUMNS = tuple(
+    "id name created command database owner period_ms offset_ms params_json is_system timeout "
+    "next_run_at".split()
+)
+RUN_COLUMNS = tuple(
+    "uid task_id task_name database owner trigger status scheduled_at enqueued_at started_at "
+    "finished_at result_json output error".split()
+)
+_RUN_SELECT = ", ".join(RUN_COLUMNS)
+_UNFINISHED = ", ".join(
+    f"'{status.value}'" for status in RunStatus if status not in FINISHED_STATUSES
+)
+# Bounds the number of bound parameters of one statement (SQLite's limit is 32766, PG's 65535).
+_IN_CHUNK = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    """What differs between the backends' DDL."""
+
+    real: str  # an 8-byte float column
+    bigint: str  # a 64-bit integer column; SQLite's must be INTEGER to alias the rowid
+    seq_column: str  # the column definition of tasks.seq (creation order)
+    next_seq: str  # the value inserted into tasks.seq
+    schema_prelude: tuple[str, ...] = ()  # runs first in the schema transaction
+
+
+SQLITE = Dialect(
+    real="REAL",
+    bigint="INTEGER",
+    seq_column="seq INTEGER NOT NULL",
+    # The write transaction is BEGIN IMMEDIATE, so no other writer can take the same number.
+    next_seq="(SELECT COALESCE(MAX(seq), 0) + 1 FROM tasks)",
+)
+POSTGRES = Dialect(
+    real="DOUBLE PRECISION",
+    bigint="BIGINT",
+    seq_column="seq BIGINT GENERATED ALWAYS AS IDENTITY",
+    next_seq="DEFAULT",
+    # Concurrent CREATE TABLE IF NOT EXISTS can still collide in PG's catalogs; serialise them.
+    schema_prelude=("SELECT pg_advisory_xact_lock(727361)",),
+)
+
+
+def schema_statements(d: Dialect) -> list[str]:
+    return [
+        *d.schema_prelude,
+        f"""CREATE TABLE IF NOT EXISTS tasks (
+            id TEXT PRIMARY KEY,
+            {d.seq_column},
+            name TEXT NOT NULL,
+            created {d.real} NOT NULL,
+            command TEXT NOT NULL,
+            database TEXT NOT NULL,
+            owner TEXT NOT NULL,
+            period_ms {d.bigint},
+            offset_ms {d.bigint} NOT NULL,
+            params_json TEXT,
+            is_system INTEGER NOT NULL,
+            timeout {d.real},
+            next_run_at {d.real})""",
+        "CREATE INDEX IF NOT EXISTS tasks_seq ON tasks (seq)",
+        f"""CREATE TABLE IF NOT EXISTS runs (
+            uid {d.bigint} PRIMARY KEY,
+            task_id TEXT NOT NULL,
+            task_name TEXT NOT NULL,
+            database TEXT NOT NULL,
+            owner TEXT NOT NULL,
+            trigger TEXT NOT NULL,
+            status TEXT NOT NULL,
+            scheduled_at {d.real} NOT NULL,
+            enqueued_at {d.real} NOT NULL,
+            started_at {d.real},
+            finished_at {d.real},
+            result_json TEXT,
+            output TEXT NOT NULL,
+            error TEXT)""",
+        "CREATE INDEX IF NOT EXISTS runs_task_uid ON runs (task_id, uid)",
+        "CREATE INDEX IF NOT EXISTS runs_status ON runs (status)",
+        # run_stats counts (failed) runs per task from this index alone (SQLite adds the uid).
+        "CREATE INDEX IF NOT EXISTS runs_task_status ON runs (task_id, status)",
+        "CREATE INDEX IF NOT EXISTS runs_started_at ON runs (started_at)",
+        # max_run_uid must not go down when pruning removes the newest runs: uids are never reused.
+        f"CREATE TABLE IF NOT EXISTS store_meta (key TEXT PRIMARY KEY, value {d.bigint} NOT NULL)",
+        "INSERT INTO store_meta (key, value) VALUES ('max_run_uid', 0) "
+        "ON CONFLICT (key) DO NOTHING",
+    ]
+
+
+def task_to_row(task: Task) -> Row:
+    row = [getattr(task, column) for column in TASK_COLUMNS]
+    row[TASK_COLUMNS.index("is_system")] = int(task.is_system)
+    return tuple(row)
+
+
+def row_to_task(row: Row) -> Task:
+    fields = dict(zip(TASK_COLUMNS, row, strict=True))
+    fields["is_system"] = bool(fields["is_system"])
+    return Task(**fields)
+
+
+def run_to_row(run: Run) -> Row:
+    fields = {column: getattr(run, column) for column in RUN_COLUMNS}
+    fields["trigger"] = run.trigger.value
+    fields["status"] = run.status.value
+    # json.dumps escapes lone surrogates and NUL, which neither UTF-8 TEXT column could hold.
+    fields["output"] = json.dumps(run.output)
+    fields["error"] = None if run.error is None else json.dumps(run.error)
+    return tuple(fields.values())
+
+
+def row_to_run(row: Row) -> Run:
+    fields = dict(zip(RUN_COLUMNS, row, strict=True))
+    fields["trigger"] = RunTrigger(fields["trigger"])
+    fields["status"] = RunStatus(fields["status"])
+    fields["output"] = json.loads(fields["output"])
+    fields["error"] = None if fields["error"] is None else json.loads(fields["error"])
+    return Run(**fields)
+
+
+def _in(column: str, values: Iterable[str]) -> tuple[str, list[Any]]:
+    items = sorted(values)
+    if not items:
+        return "1 = 0", []  # an empty filter set matches nothing
+    return f"{column} IN ({', '.join('?' * len(items))})", list(items)
+
+
+def runs_filter(q: RunQuery) -> tuple[list[str], list[Any]]:
+    """The WHERE conditions of ``q`` except ``from_uid``, and their parameters."""
+    conditions: list[str] = []
+    params: list[Any] = []
+    if q.statuses is not None:
+        sql, values = _in("status", (s.value for s in q.statuses))
+        conditions.append(sql)
+        params += values
+    if q.task_ids is not None:
+        sql, values = _in("task_id", q.task_ids)
+        conditions.append(sql)
+        params += values
+    simple: list[tuple[str, Any]] = [
+        ("trigger = ?", None if q.trigger is None else q.trigger.value),
+        ("started_at < ?", q.before_started_at),
+        ("started_at > ?", q.after_started_at),
+        ("owner = ?", q.owner),
+        ("database = ?", q.database),
+    ]
+    for sql, value in simple:
+        if value is not None:
+            conditions.append(sql)
+            params.append(value)
+    return conditions, params
+
+
+def _where(conditions: Sequence[str]) -> str:
+    return f" WHERE {' AND '.join(conditions)}" if conditions else ""
+
+
+@dataclass(frozen=True, slots=True)
+class Stmt:
+    """One statement of a batch: ``many`` rows go through executemany, else ``params``."""
+
+    sql: str
+    params: Sequence[Any] = ()
+    many: Sequence[Row] | None = None
+    fetch: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    rows: list[Row]
+    rowcount: int
+
+
+_INSERT_TASK = (
+    f"INSERT INTO tasks ({', '.join(TASK_COLUMNS)}, seq) VALUES "
+    f"({', '.join('?' * len(TASK_COLUMNS))}, {{next_seq}}) ON CONFLICT (id) DO NOTHING"
+)
+_UPSERT_RUN = (
+    f"INSERT INTO runs ({_RUN_SELECT}) VALUES ({', '.join('?' * len(RUN_COLUMNS))}) "
+    f"ON CONFLICT (uid) DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in RUN_COLUMNS[1:])
+)
+_PRUNE = f"""DELETE FROM runs WHERE status NOT IN ({_UNFINISHED}) AND (finished_at < ? OR uid IN (
+    SELECT uid FROM (
+        SELECT uid, ROW_NUMBER() OVER (PARTITION BY task_id ORDER BY uid DESC) AS rn FROM runs
+    ) AS ranked WHERE rn > ?))"""
+_RUN_STATS = f"""SELECT s.task_id, s.n, s.failed, {", ".join("r." + c for c in RUN_COLUMNS)}
+    FROM (SELECT task_id, COUNT(*) AS n,
+                 COUNT(CASE WHEN status = '{RunStatus.FAILED.value}' THEN 1 END) AS failed,
+                 MAX(uid) AS last_uid
+          FROM runs WHERE {{task_filter}} GROUP BY task_id) AS s
+    JOIN runs AS r ON r.uid = s.last_uid"""
+
+
+class SQLStore(ABC):
+    """The ``TaskStore`` methods for a backend that provides ``open``, ``close``, ``_execute``."""
+
+    def __init__(self, dialect: Dialect):
+        self._dialect = dialect
+        self._insert_task = _INSERT_TASK.format(next_seq=dialect.next_seq)
+
+    @abstractmethod
+    async def open(self) -> None: ...
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    @abstractmethod
+    async def _execute(self, stmts: Sequence[Stmt], *, write: bool) -> list[Result]:
+        """Run ``stmts`` in one transaction (committed, or rolled back on error) and return one
+        result per statement; raise ``StoreUnavailableError`` when the database is unusable."""
+
+    def _schema(self) -> list[Stmt]:
+        return [Stmt(sql) for sql in schema_statements(self._dialect)]
+
+    async def _one(self, stmt: Stmt, *, write: bool) -> Result:
+        return (await self._execute([stmt], write=write))[0]
+
+    # --- tasks -------------------------------------------------------------------------
+    async def insert_task(self, task: Task) -> None:
+        result = await self._one(Stmt(self._insert_task, task_to_row(task)), write=True)
+        if result.rowcount == 0:
+            raise DuplicateTaskError(task.id)
+
+    async def delete_task(self, task_id: str) -> bool:
+        result = await self._one(Stmt("DELETE FROM tasks WHERE id = ?", (task_id,)), write=True)
+        return result.rowcount > 0
+
+    async def load_tasks(self) -> list[Task]:
+        sql = f"SELECT {', '.join(TASK_COLUMNS)} FROM tasks ORDER BY seq"
+        result = await self._one(Stmt(sql, fetch=True), write=False)
+        return [row_to_task(row) for row in result.rows]
+
+    async def set_next_runs(self, updates: Sequence[tuple[str, float | None]]) -> None:
+        if not updates:
+            return
+        rows = [(next_run_at, task_id) for task_id, next_run_at in updates]
+        sql = "UPDATE tasks SET next_run_at = ? WHERE id = ?"
+        await self._execute([Stmt(sql, many=rows)], write=True)
+
+    # --- runs --------------------------------------------------------------------------
+    async def max_run_uid(self) -> int:
+        stored, meta = await self._execute(
+            [
+                Stmt("SELECT MAX(uid) FROM runs", fetch=True),
+                Stmt("SELECT value FROM store_meta WHERE key = 'max_run_uid'", fetch=True),
+            ],
+            write=False,
+        )
+        return int(max(stored.rows[0][0] or 0, *(row[0] for row in meta.rows)))
+
+    async def save_runs(self, runs: Sequence[Run]) -> None:
+        if not runs:
+            return
+        top = max(run.uid for run in runs)
+        await self._execute(
+            [
+                Stmt(_UPSERT_RUN, many=[run_to_row(run) for run in runs]),
+                Stmt(
+                    "UPDATE store_meta SET value = ? WHERE key = 'max_run_uid' AND value < ?",
+                    (top, top),
+                ),
+            ],
+            write=True,
+        )
+
+    async def get_run(self, uid: int) -> Run | None:
+        sql = f"SELECT {_RUN_SELECT} FROM runs WHERE uid = ?"
+        result = await self._one(Stmt(sql, (uid,), fetch=True), write=False)
+        return row_to_run(result.rows[0]) if result.rows else None
+
+    async def query_runs(self, query: RunQuery) -> tuple[list[Run], int, int | None]:
+        conditions, params = runs_filter(query)
+        count = Stmt(f"SELECT COUNT(*) FROM runs{_where(conditions)}", params, fetch=True)
+        if query.from_uid is not None:
+            conditions = [*conditions, "uid >= ?" if query.reverse else "uid <= ?"]
+            params = [*params, query.from_uid]
+        # One row beyond the page: its uid starts the next page (even for limit 0).
+        limit = max(query.limit, 0)
+        sql = (
+            f"SELECT {_RUN_SELECT} FROM runs{_where(conditions)} "
+            f"ORDER BY uid {'ASC' if query.reverse else 'DESC'} LIMIT ?"
+        )
+        counted, page = await self._execute(
+            [count, Stmt(sql, [*params, limit + 1], fetch=True)], write=False
+        )
+        next_uid = int(page.rows[limit][0]) if len(page.rows) > limit else None
+        return [row_to_run(row) for row in page.rows[:limit]], int(counted.rows[0][0]), next_uid
+
+    async def fail_unfinished_runs(self, finished_at: float, error: dict[str, str]) -> int:
+        sql = (
+            f"UPDATE runs SET status = '{RunStatus.FAILED.value}', finished_at = ?, error = ? "
+            f"WHERE status IN ({_UNFINISHED})"
+        )
+        result = await self._one(Stmt(sql, (finished_at, json.dumps(error))), write=True)
+        return result.rowcount
+
+    async def prune_runs(self, keep_per_task: int, older_than: float) -> int:
+        result = await self._one(Stmt(_PRUNE, (older_than, keep_per_task)), write=True)
+        return result.rowcount
+
+    async def run_stats(self, task_ids: Sequence[str]) -> dict[str, tuple[int, int, Run | None]]:
+        ids = sorted(set(task_ids))
+        stmts = []
+        for start in range(0, len(ids), _IN_CHUNK):
+            task_filter, params = _in("task_id", ids[start : start + _IN_CHUNK])
+            sql = _RUN_STATS.format(task_filter=task_filter)
+            stmts.append(Stmt(sql, params, fetch=True))
+        stats: dict[str, tuple[int, int, Run | None]] = dict.fromkeys(ids, (0, 0, None))
+        for result in await self._execute(stmts, write=False) if stmts else []:
+            for row in result.rows:
+                stats[row[0]] = (int(row[1]), int(row[2]), row_to_run(row[3:]))
+        return stats

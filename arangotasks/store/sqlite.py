@@ -1,0 +1,149 @@
+"""The SQLite store: stdlib sqlite3 on one dedicated thread."""
+
+import asyncio
+import sqlite3
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+
+from arangotasks.errors import StoreUnavailableError
+from arangotasks.store.schema import SQLITE, Result, SQLStore, Stmt
+
+T = TypeVar("T")
+
+
+class SQLiteStore(SQLStore):
+    """Tasks and runs in one SQLite file (WAL journal, ``synchronous=NORMAL``).
+
+    Every call runs on a single worker thread that owns the connection. After an error that
+    makes the database unusable (read-only, disk full, I/O error, locked) the connection is
+    closed and the next call opens a new one, so the store recovers once the fault clears.
+
+    :param path: the database file; its directory is created when missing.
+    :param busy_timeout: seconds to wait for a lock held by another connection.
+    """
+
+    def __init__(self, path: str | Path, *, busy_timeout: float = 5.0):
+        super().__init__(SQLITE)
+        self.path = Path(path)
+        self._busy_timeout = busy_timeout
+        self._executor: ThreadPoolExecutor | None = None
+        self._conn: sqlite3.Connection | None = None  # touched only on the worker thread
+        # Test hook (see _set_read_only): open new connections with mode=ro. Root ignores file
+        # modes, so this is how tests get the SQLITE_READONLY a non-writable file gives others.
+        self._read_only = False
+
+    async def open(self) -> None:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="arangotasks-sqlite")
+        await self._execute(self._schema(), write=True)
+
+    async def close(self) -> None:
+        executor, self._executor = self._executor, None
+        if executor is None:
+            return
+        try:
+            await asyncio.get_running_loop().run_in_executor(executor, self._disconnect)
+        finally:
+            # The close job was the last one queued, so this does not block.
+            executor.shutdown(wait=True)
+
+    async def _set_read_only(self, read_only: bool) -> None:
+        """Test hook: as if the file became read-only (and the store reconnected), or writable.
+
+        Making it writable again keeps the current connection, which stays read-only, like a
+        connection opened while the file was not writable."""
+        self._read_only = read_only
+        if read_only:
+            await self._call(self._disconnect)
+
+    async def _execute(self, stmts: Sequence[Stmt], *, write: bool) -> list[Result]:
+        return await self._call(lambda: self._transaction(stmts, write))
+
+    async def _call(self, fn: Callable[[], T]) -> T:
+        if self._executor is None:
+            raise StoreUnavailableError("the store is closed")
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+
+    # --- on the worker thread ------------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        if self._conn is not None:
+            return self._conn
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreUnavailableError(f"cannot create {self.path.parent}: {exc}") from exc
+        uri = f"{self.path.absolute().as_uri()}?mode={'ro' if self._read_only else 'rwc'}"
+        try:
+            # isolation_level=None: transactions are begun and ended explicitly below.
+            conn = sqlite3.connect(uri, uri=True, timeout=self._busy_timeout, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StoreUnavailableError(f"cannot open {self.path}: {exc}") from exc
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
+            if not self._read_only:
+                conn.execute("PRAGMA journal_mode = WAL")
+            # With WAL, NORMAL loses nothing on a process crash, only possibly on power loss.
+            conn.execute("PRAGMA synchronous = NORMAL")
+        except sqlite3.Error as exc:
+            conn.close()
+            raise StoreUnavailableError(f"cannot open {self.path}: {exc}") from exc
+        self._conn = conn
+        return conn
+
+    def _disconnect(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+    def _transaction(self, stmts: Sequence[Stmt], write: bool) -> list[Result]:
+        retry = self._conn is not None
+        while True:
+            conn = self._connect()
+            try:
+                # IMMEDIATE takes the write lock up front: no deadlock on a read-to-write upgrade.
+                conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                results = [self._run(conn, stmt) for stmt in stmts]
+                conn.execute("COMMIT")
+                return results
+            except BaseException as exc:
+                self._rollback(conn)
+                if not _unavailable(exc):
+                    raise
+                self._disconnect()
+                # A connection opened while the file was read-only stays read-only after the
+                # file becomes writable: retry once on a new connection before giving up.
+                if not (retry and _error_code(exc) == sqlite3.SQLITE_READONLY):
+                    raise StoreUnavailableError(f"{self.path}: {exc}") from exc
+                retry = False
+
+    def _rollback(self, conn: sqlite3.Connection) -> None:
+        if conn.in_transaction:
+            try:
+                conn.rollback()
+            except sqlite3.Error:
+                self._disconnect()
+
+    @staticmethod
+    def _run(conn: sqlite3.Connection, stmt: Stmt) -> Result:
+        if stmt.many is not None:
+            cursor = conn.executemany(stmt.sql, stmt.many)
+        else:
+            cursor = conn.execute(stmt.sql, stmt.params)
+        rows = cursor.fetchall() if stmt.fetch else []
+        return Result(rows, cursor.rowcount)
+
+
+def _error_code(exc: BaseException) -> int:
+    return getattr(exc, "sqlite_errorcode", 0) & 0xFF  # the primary code of an extended one
+
+
+def _unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` is a condition of the database (not a bug in a statement).
+
+    OperationalError covers read-only, disk full, I/O errors, locked and cannot-open; a bare
+    DatabaseError is raised for a corrupt file or one that is not a database. Integrity and
+    programming errors are bugs and stay as they are.
+    """
+    return isinstance(exc, sqlite3.OperationalError) or type(exc) is sqlite3.DatabaseError
