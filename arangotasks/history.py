@@ -140,8 +140,15 @@ class History:
         return removed
 
     # --- reading -------------------------------------------------------------------------
+    async def _flush_for_read(self) -> None:
+        # Readers want their own writes, but a store that cannot be written may still be read.
+        try:
+            await self.flush()
+        except StoreUnavailableError as exc:
+            log.warning("reading run history without the latest changes: %s", exc)
+
     async def query(self, query: RunQuery) -> tuple[list[Run], int, int | None]:
-        await self.flush()
+        await self._flush_for_read()
         return await self._store.query_runs(query)
 
     async def get(self, uid: int) -> Run | None:
@@ -151,5 +158,5 @@ class History:
         return await self._store.get_run(uid)
 
     async def stats(self, task_ids: list[str]) -> dict[str, tuple[int, int, Run | None]]:
-        await self.flush()
+        await self._flush_for_read()
         return await self._store.run_stats(task_ids)

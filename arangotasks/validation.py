@@ -2,7 +2,7 @@
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from arangotasks.errors import ArangoError, ErrorCode
 from arangotasks.models import to_ms
@@ -61,7 +61,7 @@ def parse_json_body(raw: bytes) -> dict[str, Any]:
     return body
 
 
-def is_number(value: Any) -> bool:
+def is_number(value: Any) -> TypeGuard[int | float]:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
@@ -72,7 +72,8 @@ def _text(value: str, what: str) -> str:
         value.encode("utf-8")
     except UnicodeEncodeError:
         raise ArangoError(
-            ErrorCode.CORRUPTED_JSON, f"VPackError error: invalid Unicode (lone surrogate) in {what}"
+            ErrorCode.CORRUPTED_JSON,
+            f"VPackError error: invalid Unicode (lone surrogate) in {what}",
         ) from None
     if "\x00" in value:
         raise ArangoError(ErrorCode.BAD_PARAMETER, f"{what} must not contain NUL characters")

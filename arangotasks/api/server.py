@@ -47,10 +47,9 @@ async def open_auth(request: web.Request) -> web.StreamResponse:
     """``POST /_open/auth``: trade a username and password for a JWT."""
     body = parse_json_body(await request.read())
     username, password = body.get("username"), body.get("password", "")
-    principal = None
-    if isinstance(username, str) and isinstance(password, str):
-        principal = login(request.app[ACCESS], username, password)
-    if principal is None:
+    if not (isinstance(username, str) and isinstance(password, str)):
+        raise ArangoError(ErrorCode.HTTP_UNAUTHORIZED, "Wrong credentials")
+    if login(request.app[ACCESS], username, password) is None:
         raise ArangoError(ErrorCode.HTTP_UNAUTHORIZED, "Wrong credentials")
     token = issue_jwt(request.app[ACCESS], username, request.app[SETTINGS].jwt_ttl)
     return json_response({"jwt": token})

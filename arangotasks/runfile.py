@@ -1,0 +1,80 @@
+"""``arangotasks run FILE.js``: run a file once as a task command, in the task sandbox."""
+
+import asyncio
+import json
+import sys
+from typing import TextIO
+
+from arangotasks.models import RunOutcome
+from arangotasks.sandbox.base import Limits
+from arangotasks.sandbox.pool import QuickJSSandbox
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+def run_file(path: str, params_json: str | None, timeout: float | None) -> int:
+    """Run the file's contents once, like a task's command, and print what happened.
+
+    :param path: a JavaScript function body (``params`` in scope, ``return`` allowed).
+    :param params_json: JSON text of ``params``; ``None`` leaves ``params`` undefined.
+    :param timeout: seconds of CPU time for the run (the default limit when ``None``).
+    :return: 0 when the run succeeded, 1 when it failed, 2 on a usage problem.
+    """
+    out = sys.stdout
+    try:
+        with open(path, encoding="utf-8") as file:
+            command = file.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        out.write(f"error: cannot read {path}: {exc}\n")
+        return EXIT_USAGE
+    if params_json is not None:
+        try:
+            json.loads(params_json)
+        except ValueError as exc:
+            out.write(f"error: --params is not JSON: {exc}\n")
+            return EXIT_USAGE
+    if timeout is not None and not timeout > 0:
+        out.write("error: --timeout must be a positive number of seconds\n")
+        return EXIT_USAGE
+    limits = Limits() if timeout is None else Limits(timeout=timeout)
+    compile_error, outcome = asyncio.run(_run_once(command, params_json, limits, label=path))
+    if compile_error is not None:
+        out.write(f"cannot compile command: {compile_error}\n")
+        return EXIT_FAILED
+    assert outcome is not None
+    _report(outcome, out)
+    return EXIT_OK if outcome.ok else EXIT_FAILED
+
+
+async def _run_once(
+    command: str, params_json: str | None, limits: Limits, *, label: str
+) -> tuple[str | None, RunOutcome | None]:
+    sandbox = QuickJSSandbox(workers=1, limits=limits)
+    await sandbox.start()
+    try:
+        # The same check as registering a task: a command that does not compile never runs.
+        compile_error = await sandbox.compile_error(command)
+        if compile_error is not None:
+            return compile_error, None
+        return None, await sandbox.run(command, params_json, limits, label=label)
+    finally:
+        await sandbox.close()
+
+
+def _report(outcome: RunOutcome, out: TextIO) -> None:
+    if outcome.output:
+        out.write("output:\n")
+        for line in outcome.output:
+            out.write("  " + line.replace("\n", "\n  ") + "\n")
+    if outcome.ok:
+        result = "undefined" if outcome.result_json is None else outcome.result_json
+        out.write(f"result: {result}\n")
+        return
+    error = outcome.error or {}
+    kind, name, message = error.get("type", "?"), error.get("name", "Error"), error.get("message")
+    out.write(f"error ({kind}): {name}: {message}\n")
+    stack = error.get("stack", "").rstrip("\n")
+    if stack:
+        out.write(stack + "\n")

@@ -1,0 +1,113 @@
+"""The JavaScript engine adapter: the only module that imports ``quickjs`` (quickjs-ng).
+
+Swapping the engine means rewriting this module (and the engine-specific corners of
+``prelude.js``); the worker only sees :class:`Context`, :class:`EngineError`,
+:func:`split_error_text` and :func:`classify_error`.
+"""
+
+import resource
+from typing import Any
+
+import quickjs
+
+from arangotasks.models import ErrorType
+
+# Headroom between the engine's stack limit and the real C stack of the worker's main thread:
+# a limit at or above the thread's stack segfaults instead of raising (js-engines.md §3).
+_STACK_HEADROOM = 512 * 1024
+_MIN_STACK = 64 * 1024
+
+
+class EngineError(Exception):
+    """The engine raised out of a call: ``text`` is its single error string
+    (``"TypeError: bad\\n    at f (<input>:1:29)\\n"``)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
+
+
+def usable_stack(requested: int) -> int:
+    """``requested`` clamped below this thread's C stack (never 0: 0 means "no check")."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_STACK)
+    if soft != resource.RLIM_INFINITY:
+        requested = min(requested, soft - _STACK_HEADROOM)
+    return max(requested, _MIN_STACK)
+
+
+class Context:
+    """A fresh, isolated JS context (its own runtime) with memory, stack and CPU-time limits.
+
+    Use it only on the thread that created it.
+    """
+
+    def __init__(self, *, memory_bytes: int, stack_bytes: int, time_limit: float) -> None:
+        self._ctx = quickjs.Context()
+        self._ctx.set_memory_limit(memory_bytes)
+        self._ctx.set_max_stack_size(usable_stack(stack_bytes))
+        self.set_time_limit(time_limit)
+
+    def set_time_limit(self, seconds: float) -> None:
+        """CPU seconds for each following call (the engine restarts the clock on every call)."""
+        # The binding treats a negative value as "no limit": keep a tiny positive budget instead.
+        self._ctx.set_time_limit(max(seconds, 1e-3))
+
+    def set_memory_limit(self, memory_bytes: int) -> None:
+        self._ctx.set_memory_limit(memory_bytes)
+
+    def eval(self, source: str) -> Any:
+        """Evaluate a script; the value of its last expression (str, int, float, bool or None)."""
+        try:
+            return self._ctx.eval(source)
+        except quickjs.JSException as exc:
+            raise EngineError(str(exc)) from None
+        except UnicodeDecodeError:
+            # A string holding a lone surrogate cannot reach Python; callers return JSON text.
+            raise EngineError("InternalError: the engine returned undecodable text") from None
+
+    def run_pending_job(self) -> bool:
+        """Run one queued promise job; ``False`` when none was queued."""
+        try:
+            return bool(self._ctx.execute_pending_job())
+        except quickjs.JSException as exc:
+            raise EngineError(str(exc)) from None
+
+
+def split_error_text(text: str) -> tuple[str, str, str]:
+    """``(name, message, stack)`` from the engine's error string."""
+    first, _, stack = text.partition("\n")
+    # Out of memory while building the error leaves null (or an uninitialised value) as the
+    # exception, so its text is "null" or "[uninitialized]" instead of a message.
+    if first in ("null", "[uninitialized]"):
+        return "InternalError", "out of memory", ""
+    name, sep, message = first.partition(": ")
+    if not sep or not name.isidentifier():
+        name, message = "Error", first
+    # A thrown non-Error prints its value and then "undefined" as its (missing) stack.
+    if stack.strip() == "undefined":
+        stack = ""
+    return name, message, stack
+
+
+def classify_error(
+    name: str,
+    message: str,
+    stack: str,
+    *,
+    memory_bytes: int,
+    timeout: float,
+    default: ErrorType = ErrorType.EXCEPTION,
+) -> dict[str, str]:
+    """The run error ``{type, name, message, stack}``, recognising the engine's limit errors."""
+    kind: str = default
+    if name == "InternalError" and message == "interrupted":
+        kind, message = ErrorType.TIMEOUT, f"interrupted: CPU time limit of {timeout:g} s exceeded"
+    elif name == "InternalError" and message == "out of memory":
+        kind, message = ErrorType.MEMORY, f"out of memory (memory limit {memory_bytes} bytes)"
+    elif name == "InternalError" and message == "string too long":
+        kind, message = ErrorType.MEMORY, "string too long (the engine's string length limit)"
+    elif name == "RangeError" and message == "Maximum call stack size exceeded":
+        message = "stack overflow: maximum call stack size exceeded"
+    # The frames below the command are the worker's run machinery (prelude.js).
+    stack = stack.partition("    at __arangotasks_")[0]
+    return {"type": kind, "name": name, "message": message, "stack": stack}

@@ -1,0 +1,321 @@
+"""QuickJSSandbox: a pool of long-lived worker processes driven over pipes from asyncio."""
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from arangotasks.models import ErrorType, RunOutcome
+from arangotasks.sandbox.base import Limits
+
+log = logging.getLogger(__name__)
+js_log = logging.getLogger("arangotasks.js")
+
+_WORKER_MODULE = "arangotasks.sandbox.worker"
+_STARTUP_TIMEOUT = 30.0
+_EXIT_GRACE = 1.0
+_DEFAULT_LIMITS = Limits()
+# Compiling is quick; a body that smuggles code into new Function must not hold creates long.
+_COMPILE_LIMITS = Limits(timeout=1.0)
+# The folder holding the ``arangotasks`` package, so that workers import this very copy.
+_SOURCE_ROOT = str(Path(__file__).resolve().parents[2])
+
+
+class WorkerStartError(RuntimeError):
+    """A worker process did not come up (it exited, or never said it was ready)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(f"sandbox worker failed to start: {detail}")
+
+
+class _Gone(Exception):
+    """The worker gave no answer (it died, or missed the deadline): ``error`` says which."""
+
+    def __init__(self, kind: ErrorType, name: str, message: str) -> None:
+        super().__init__(message)
+        self.error = {"type": str(kind), "name": name, "message": message, "stack": ""}
+
+
+class _Worker:
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.returncode is None
+
+    async def read_line(self) -> bytes:
+        assert self.proc.stdout is not None
+        return await self.proc.stdout.readline()
+
+    async def call(self, request: dict[str, Any], deadline: float) -> dict[str, Any] | None:
+        """Send one request and await its answer: ``None`` when the worker died first,
+        :class:`TimeoutError` after ``deadline`` seconds."""
+        assert self.proc.stdin is not None
+        try:
+            async with asyncio.timeout(deadline):
+                self.proc.stdin.write(json.dumps(request).encode() + b"\n")
+                await self.proc.stdin.drain()
+                line = await self.read_line()
+            if not line:
+                return None
+            answer: dict[str, Any] = json.loads(line)
+        except ConnectionError:  # the pipe broke: the worker is gone
+            return None
+        except ValueError:  # an answer beyond the line limit, or not JSON: out of sync for good
+            self.kill()
+            return None
+        return answer
+
+    def kill(self) -> None:
+        # os.kill, not Process.kill: Popen.send_signal polls first and may reap the child
+        # itself, and the asyncio child watcher then reports it as "unknown" with code 255.
+        if self.alive:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.proc.pid, signal.SIGKILL)
+
+    async def stop(self, grace: float = 0.0) -> int:
+        """Reap the process, killed unless it exits within ``grace`` seconds; its return code."""
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        if grace > 0:
+            with contextlib.suppress(TimeoutError):
+                return await asyncio.wait_for(self.proc.wait(), grace)
+        self.kill()
+        return await self.proc.wait()
+
+
+class QuickJSSandbox:
+    """Runs task commands in QuickJS, each in a fresh context inside a worker process.
+
+    :param workers: number of worker processes (default: one per core).
+    :param limits: bounds of a run when :meth:`run` gets none.
+    :param worker_address_space: RLIMIT_AS of each worker in bytes (a backstop for the engine).
+    """
+
+    def __init__(
+        self,
+        workers: int | None = None,
+        limits: Limits = _DEFAULT_LIMITS,
+        worker_address_space: int = 1 << 30,
+        *,
+        compile_worker: bool = True,
+    ) -> None:
+        self.size = workers or os.cpu_count() or 1
+        self.limits = limits
+        self._address_space = worker_address_space
+        # Compile checks get a worker of their own: a create must not wait behind long runs.
+        self._compiler = (
+            QuickJSSandbox(1, _COMPILE_LIMITS, worker_address_space, compile_worker=False)
+            if compile_worker
+            else None
+        )
+        self._idle: asyncio.Queue[_Worker | None] | None = None  # None = a slot to spawn into
+        self._workers: set[_Worker] = set()
+        self._replacing: set[asyncio.Task[None]] = set()
+        self._closed = False
+
+    @property
+    def pids(self) -> list[int]:
+        """Process ids of the live workers."""
+        return [worker.proc.pid for worker in self._workers if worker.alive]
+
+    async def start(self) -> None:
+        if self._idle is not None:
+            raise RuntimeError("the sandbox is already started")
+        self._idle = asyncio.Queue()
+        if self._compiler is not None:
+            await self._compiler.start()
+        spawned = await asyncio.gather(
+            *(self._spawn() for _ in range(self.size)), return_exceptions=True
+        )
+        failures = [item for item in spawned if isinstance(item, BaseException)]
+        if failures:
+            await self.close()
+            raise failures[0]
+        for worker in spawned:
+            assert isinstance(worker, _Worker)
+            self._idle.put_nowait(worker)
+        log.info("sandbox: %d QuickJS workers started", self.size)
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._compiler is not None:
+            await self._compiler.close()
+        for task in self._replacing:
+            task.cancel()
+        await asyncio.gather(*self._replacing, return_exceptions=True)
+        await asyncio.gather(*(worker.stop() for worker in list(self._workers)))
+        self._workers.clear()
+        if self._idle is not None:
+            self._idle.put_nowait(None)  # wakes a waiting run, which passes it on (see _acquire)
+
+    async def compile_error(self, command: str) -> str | None:
+        if self._compiler is not None:
+            return await self._compiler.compile_error(command)
+        request = {"op": "compile", "command": command, **_limit_fields(self.limits)}
+        try:
+            answer = await self._call(request, self.limits)
+        except _Gone as gone:
+            return f"InternalError: cannot compile: {gone}"
+        error = answer["error"]
+        return None if error is None else str(error)
+
+    async def run(
+        self,
+        command: str,
+        params_json: str | None,
+        limits: Limits | None = None,
+        *,
+        label: str = "",
+    ) -> RunOutcome:
+        limits = limits or self.limits
+        request = {"op": "run", "command": command, "params": params_json}
+        request.update(_limit_fields(limits))
+        try:
+            answer = await self._call(request, limits)
+        except _Gone as gone:
+            log.warning("task %s: %s", label or "-", gone)
+            return RunOutcome(ok=False, error=gone.error)
+        outcome = RunOutcome(
+            ok=bool(answer["ok"]),
+            result_json=answer.get("result"),
+            output=list(answer["output"]),
+            output_truncated=bool(answer["truncated"]),
+            error=answer.get("error"),
+        )
+        if js_log.isEnabledFor(logging.INFO):
+            for line in outcome.output:
+                js_log.info("[task %s] %s", label or "-", line)
+        return outcome
+
+    async def _call(self, request: dict[str, Any], limits: Limits) -> dict[str, Any]:
+        """One request on an idle worker; :class:`_Gone` when it gives no answer. A worker
+        that gave none is replaced in the background."""
+        worker = await self._acquire()
+        deadline = limits.timeout * 2 + 1
+        try:
+            answer = await worker.call(request, deadline)
+        except BaseException as exc:
+            # Past the deadline, cancelled or broken mid-run: the worker may still answer
+            # later, so it cannot serve another request.
+            worker.kill()
+            self._replace(worker)
+            if isinstance(exc, TimeoutError):
+                raise _Gone(
+                    ErrorType.TIMEOUT,
+                    "WorkerTimeout",
+                    f"no answer within the wall-clock deadline of {deadline:g} s (a builtin that "
+                    "ignores the CPU limit?): worker killed and respawned",
+                ) from None
+            raise
+        if answer is None:
+            # Its stdout is closed, so it is exiting: give it a moment to report why.
+            try:
+                returncode = await asyncio.shield(worker.stop(grace=_EXIT_GRACE))
+            finally:
+                self._replace(worker)
+            raise _Gone(ErrorType.CRASH, "WorkerCrash", f"worker died ({_exit_reason(returncode)})")
+        self._release(worker)
+        return answer
+
+    async def _acquire(self) -> _Worker:
+        if self._idle is None:
+            raise RuntimeError("the sandbox is not started")
+        worker = await self._idle.get()
+        if self._closed:
+            self._idle.put_nowait(worker)
+            raise RuntimeError("the sandbox is closed")
+        if worker is not None and worker.alive:
+            return worker
+        try:
+            if worker is not None:  # it died while idle
+                await self._retire(worker)
+            return await self._spawn()
+        except BaseException:
+            self._release(None)
+            raise
+
+    def _release(self, worker: _Worker | None) -> None:
+        assert self._idle is not None
+        self._idle.put_nowait(worker)
+
+    async def _retire(self, worker: _Worker) -> None:
+        await worker.stop()
+        self._workers.discard(worker)
+
+    def _replace(self, worker: _Worker) -> None:
+        """Stop ``worker`` and put a fresh one into its slot, in the background."""
+        if self._closed:
+            return  # close() stops every worker
+        task = asyncio.create_task(self._replace_now(worker))
+        self._replacing.add(task)
+        task.add_done_callback(self._replacing.discard)
+
+    async def _replace_now(self, worker: _Worker) -> None:
+        fresh: _Worker | None = None
+        try:
+            await self._retire(worker)
+            fresh = await self._spawn()
+        except Exception:
+            log.exception("sandbox: respawning a worker failed; the next run retries")
+        finally:
+            self._release(fresh)
+
+    async def _spawn(self) -> _Worker:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [_SOURCE_ROOT, env.get("PYTHONPATH")]))
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            _WORKER_MODULE,
+            "--address-space",
+            str(self._address_space),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            env=env,
+            # A result can be as large as the worker's memory; the default 64 KiB line is not.
+            limit=self._address_space,
+        )
+        worker = _Worker(proc)
+        self._workers.add(worker)
+        try:
+            await self._await_ready(worker)
+        except BaseException:
+            await self._retire(worker)
+            raise
+        return worker
+
+    async def _await_ready(self, worker: _Worker) -> None:
+        try:
+            async with asyncio.timeout(_STARTUP_TIMEOUT):
+                line = await worker.read_line()
+        except TimeoutError:
+            raise WorkerStartError(f"not ready within {_STARTUP_TIMEOUT:g} s") from None
+        if not line.startswith(b'{"ready": true'):
+            raise WorkerStartError(_exit_reason(await worker.stop(grace=_EXIT_GRACE)))
+        if self._closed:  # closed while this one started: close() did not see it
+            raise RuntimeError("the sandbox is closed")
+
+
+def _limit_fields(limits: Limits) -> dict[str, Any]:
+    return {
+        "timeout": limits.timeout,
+        "memory": limits.memory_bytes,
+        "stack": limits.stack_bytes,
+        "output": limits.output_bytes,
+    }
+
+
+def _exit_reason(returncode: int) -> str:
+    if returncode < 0:
+        try:
+            return f"signal {-returncode}, {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"signal {-returncode}"
+    return f"exit code {returncode}"

@@ -1,0 +1,177 @@
+"""A sandbox worker process: ``python -m arangotasks.sandbox.worker [--address-space BYTES]``.
+
+Single-threaded. It reads one JSON request per line from stdin and writes one JSON answer per
+line to the original stdout; fd 1 is pointed at stderr so that nothing else can write there.
+The first line it writes is ``{"ready": true, "pid": N}``.
+
+Requests (limits in seconds and bytes)::
+
+    {"op": "run", "command": str, "params": str | null,
+     "timeout": float, "memory": int, "stack": int, "output": int}
+    -> {"ok": bool, "result": str | null, "output": [str], "truncated": bool, "error": {..} | null}
+    {"op": "compile", "command": str, "timeout": float, "memory": int, "stack": int}
+    -> {"error": str | null}
+"""
+
+import argparse
+import json
+import logging
+import os
+import resource
+import sys
+import time
+from typing import Any, BinaryIO
+
+from arangotasks.models import ErrorType
+from arangotasks.sandbox import engine
+
+log = logging.getLogger(__name__)
+
+# After the engine failed, the run's output is read back with this much extra room, so that
+# a context filled up to its memory limit can still hand over what was printed before.
+_SALVAGE_MEMORY = 4 * 1024 * 1024
+_SALVAGE_SECONDS = 1.0
+
+
+def load_prelude() -> str:
+    """prelude.js without its header comment (every run compiles the prelude: bytes cost)."""
+    with open(os.path.join(os.path.dirname(__file__), "prelude.js"), encoding="utf-8") as file:
+        source = file.read()
+    if source.startswith("/*"):
+        source = source[source.index("*/") + 2 :]
+    return source
+
+
+class Runner:
+    """Runs requests, each in a fresh engine context."""
+
+    def __init__(self, prelude: str) -> None:
+        self._prelude = prelude
+
+    def handle(self, request: dict[str, Any]) -> dict[str, Any]:
+        if request.get("op") == "compile":
+            return {"error": self.compile_error(request)}
+        return self.run(request)
+
+    def compile_error(self, request: dict[str, Any]) -> str | None:
+        """The compile step of a run (``new Function`` in a context with the prelude), no call."""
+        context = self._context(request)
+        source = (
+            "(function (command) { try { __arangotasks.compile(command); return null; }"
+            " catch (e) { return JSON.stringify(String(e)); } })(" + _js(request["command"]) + ")"
+        )
+        try:
+            context.eval(self._prelude)
+            text = context.eval(source)
+        except engine.EngineError as exc:
+            return exc.text.partition("\n")[0] or "InternalError: cannot compile"
+        return None if text is None else str(json.loads(text))
+
+    def run(self, request: dict[str, Any]) -> dict[str, Any]:
+        timeout = float(request["timeout"])
+        memory = int(request["memory"])
+        deadline = time.process_time() + timeout
+        context = self._context(request)
+        params = request.get("params")
+        start = "__arangotasks.start({}, {}, {})".format(
+            _js(request["command"]),
+            "undefined" if params is None else _js(params),
+            int(request["output"]),
+        )
+        try:
+            context.eval(self._prelude)
+            context.eval(start)
+            # The engine's CPU clock restarts with every call: hand each call what is left.
+            while True:
+                remaining = deadline - time.process_time()
+                if remaining <= 0:
+                    raise engine.EngineError("InternalError: interrupted")
+                context.set_time_limit(remaining)
+                if not context.run_pending_job():
+                    break
+            answer: dict[str, Any] = json.loads(context.eval("__arangotasks.finish()"))
+        except engine.EngineError as exc:
+            name, message, stack = engine.split_error_text(exc.text)
+            error = {"type": ErrorType.EXCEPTION, "name": name, "message": message, "stack": stack}
+            answer = {"ok": False, "error": error, **_salvage_output(context, memory)}
+        if answer.get("error") is not None:
+            raw = answer["error"]
+            answer["error"] = engine.classify_error(
+                raw["name"],
+                raw["message"],
+                raw["stack"],
+                memory_bytes=memory,
+                timeout=timeout,
+                default=ErrorType(raw["type"]),
+            )
+        return answer
+
+    def _context(self, request: dict[str, Any]) -> engine.Context:
+        return engine.Context(
+            memory_bytes=int(request["memory"]),
+            stack_bytes=int(request["stack"]),
+            time_limit=float(request["timeout"]),
+        )
+
+
+def _js(text: str) -> str:
+    """``text`` as a JS string literal (ASCII only, so lone surrogates survive the binding)."""
+    return json.dumps(text)
+
+
+def _salvage_output(context: engine.Context, memory: int) -> dict[str, Any]:
+    context.set_memory_limit(memory + _SALVAGE_MEMORY)
+    context.set_time_limit(_SALVAGE_SECONDS)
+    try:
+        fields: dict[str, Any] = json.loads(context.eval("__arangotasks.output()"))
+    except (engine.EngineError, ValueError):
+        return {"output": [], "truncated": False}
+    return fields
+
+
+def limit_address_space(size: int) -> None:
+    """RLIMIT_AS backstop: a leak in the engine ends this worker, not the machine."""
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard != resource.RLIM_INFINITY:
+        size = min(size, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (size, hard))
+
+
+def serve(runner: Runner, requests: BinaryIO, answers: BinaryIO) -> None:
+    """Answer each request line until end of input."""
+    for line in requests:
+        try:
+            answer = runner.handle(json.loads(line))
+        except Exception as exc:  # a bug here must not end the worker: report it as the answer
+            log.exception("sandbox worker: request failed")
+            error = {"type": ErrorType.CRASH, "name": "WorkerError", "message": repr(exc)}
+            answer = {"ok": False, "output": [], "truncated": False, "error": error | {"stack": ""}}
+        answers.write(json.dumps(answer).encode() + b"\n")
+        answers.flush()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m arangotasks.sandbox.worker")
+    parser.add_argument("--address-space", type=int, default=1 << 30, help="RLIMIT_AS in bytes")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
+    limit_address_space(args.address_space)
+    # Answers go to the real stdout; anything else written to fd 1 (C code, a stray print)
+    # lands on stderr instead of corrupting the protocol.
+    answers = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    runner = Runner(load_prelude())
+    # One compile before "ready": the prelude evaluates and the engine works.
+    broken = runner.compile_error(
+        {"command": "", "timeout": 1.0, "memory": 1 << 24, "stack": 1 << 20}
+    )
+    if broken is not None:
+        raise SystemExit(f"sandbox worker: the engine cannot run the prelude: {broken}")
+    answers.write(json.dumps({"ready": True, "pid": os.getpid()}).encode() + b"\n")
+    answers.flush()
+    serve(runner, sys.stdin.buffer, answers)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,69 @@
+"""``run_file``: the ``arangotasks run FILE.js`` command."""
+
+from pathlib import Path
+
+import pytest
+
+from arangotasks.runfile import run_file
+
+SAMPLES = Path(__file__).resolve().parents[2] / "sample_commands"
+
+
+def write(tmp_path: Path, source: str) -> str:
+    path = tmp_path / "command.js"
+    path.write_text(source, encoding="utf-8")
+    return str(path)
+
+
+def test_a_successful_run_prints_output_and_result(tmp_path, capsys):
+    path = write(tmp_path, "print('hello', params.name); print('two\\nlines'); return {n: 1};")
+    assert run_file(path, '{"name": "world"}', None) == 0
+    assert capsys.readouterr().out == ('output:\n  hello world\n  two\n  lines\nresult: {"n":1}\n')
+
+
+def test_params_keep_their_type_and_absent_params_are_undefined(tmp_path, capsys):
+    path = write(tmp_path, "return typeof params;")
+    assert run_file(path, '"abc"', None) == 0
+    assert run_file(path, None, None) == 0
+    assert capsys.readouterr().out == 'result: "string"\nresult: "undefined"\n'
+
+
+def test_no_return_value_prints_undefined(tmp_path, capsys):
+    assert run_file(write(tmp_path, "var x = 1;"), None, None) == 0
+    assert capsys.readouterr().out == "result: undefined\n"
+
+
+def test_a_failed_run_prints_the_error_and_exits_1(capsys):
+    assert run_file(str(SAMPLES / "deliberate_error.js"), None, None) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("output:\n  checking the nightly report...\n")
+    assert "error (exception): Error: deliberate failure: the upstream report was empty\n" in out
+    assert "    at checkReport (" in out
+
+
+def test_a_syntax_error_is_reported_as_not_compiling(tmp_path, capsys):
+    assert run_file(write(tmp_path, "for (i"), None, None) == 1
+    assert capsys.readouterr().out == (
+        "cannot compile command: SyntaxError: expected 'of' or 'in' in for control expression\n"
+    )
+
+
+def test_the_timeout_option_bounds_the_run(tmp_path, capsys):
+    assert run_file(write(tmp_path, "print('spinning'); while (true) {}"), None, 0.3) == 1
+    out = capsys.readouterr().out
+    assert "error (timeout): InternalError: interrupted: CPU time limit of 0.3 s exceeded" in out
+    assert "spinning" in out
+
+
+@pytest.mark.parametrize(
+    ("path", "params_json", "timeout", "message"),
+    [
+        ("/nonexistent/command.js", None, None, "error: cannot read /nonexistent/command.js"),
+        (str(SAMPLES / "heartbeat.js"), "{not json", None, "error: --params is not JSON"),
+        (str(SAMPLES / "heartbeat.js"), None, 0.0, "error: --timeout must be a positive"),
+    ],
+    ids=["missing-file", "bad-params", "bad-timeout"],
+)
+def test_usage_problems_exit_2(capsys, path, params_json, timeout, message):
+    assert run_file(path, params_json, timeout) == 2
+    assert capsys.readouterr().out.startswith(message)
