@@ -37,7 +37,10 @@ def not_authorized() -> ArangoError:
 
 
 def _check_password(expected: str, given: str) -> bool:
-    return hmac.compare_digest(expected.encode(), given.encode())
+    # surrogatepass: a lone surrogate from a JSON escape is a wrong password, not a crash.
+    return hmac.compare_digest(
+        expected.encode(errors="surrogatepass"), given.encode(errors="surrogatepass")
+    )
 
 
 def login(access: AccessConfig, username: str, password: str) -> Principal | None:

@@ -13,6 +13,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from arangotasks import __version__
+from arangotasks.api.protocol import ArangoAppRunner
 from arangotasks.app import create_app
 from arangotasks.config import Settings
 
@@ -56,7 +57,7 @@ def _redact(url: str) -> str:
 
 async def _serve(settings: Settings) -> None:
     app = create_app(settings)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    runner = ArangoAppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()  # opens the store, starts the workers, loads the tasks
     try:
         site = web.TCPSite(runner, settings.host, settings.port)

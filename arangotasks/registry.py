@@ -5,6 +5,7 @@ acknowledged; the in-memory map and the scheduler follow the store, never lead i
 import asyncio
 import contextlib
 import functools
+import json
 import logging
 import math
 import time
@@ -29,6 +30,24 @@ MARK_FIRED_RETRY = 1.0
 def _now_us() -> float:
     """Unix seconds with microsecond precision, like ArangoDB's ``TRI_microtime``."""
     return time.time_ns() // 1000 / 1e6
+
+
+def _readable(outcome: RunOutcome) -> RunOutcome:
+    """A result the engine could serialise but Python cannot read back (nested deeper than its
+    recursion limit) would break every page of the runs API: record it as a failed run."""
+    if outcome.result_json is None:
+        return outcome
+    try:
+        json.loads(outcome.result_json)
+    except RecursionError:
+        error = {
+            "type": ErrorType.RESULT.value,
+            "name": "RangeError",
+            "message": "the returned value is nested too deeply",
+            "stack": "",
+        }
+        return RunOutcome(ok=False, output=outcome.output, error=error)
+    return outcome
 
 
 class Registry:
@@ -296,6 +315,7 @@ class Registry:
                     },
                 )
             run.finished_at = time.time()
+            outcome = _readable(outcome)
             run.status = RunStatus.SUCCEEDED if outcome.ok else RunStatus.FAILED
             run.result_json = outcome.result_json
             run.output = outcome.output

@@ -21,7 +21,7 @@ def routes() -> list[web.RouteDef]:
     table += _both("GET", "/_api/collection", server.collections)
     table += _both("GET", "/_api/database/current", server.current_database)
     # A prefix handler, as in ArangoDB: it splits the suffixes itself and answers 405 itself.
-    for path in ("/_api/tasks", "/_api/tasks/{tail:.*}"):
+    for path in ("/_api/tasks", "/_api/tasks/{tail:[\\s\\S]*}"):
         table += _both("*", path, tasks.tasks_handler)
     table += _both("GET", "/_api/runs", runs.runs_handler)
     table += _both("GET", "/_api/runs/{uid}", runs.runs_handler)

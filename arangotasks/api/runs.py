@@ -171,6 +171,8 @@ async def runs_handler(request: web.Request) -> web.StreamResponse:
     except ValueError:
         raise ArangoError(ErrorCode.BAD_PARAMETER, "run uid must be an integer") from None
     principal = principal_of(request)
+    if not 0 <= uid < 2**63:  # beyond any stored uid (and SQLite's integers)
+        raise ArangoError(ErrorCode.HTTP_NOT_FOUND, "run not found")
     run = await request.app[REGISTRY].history.get(uid)
     if run is None or not principal.may_see(run.owner):
         raise ArangoError(ErrorCode.HTTP_NOT_FOUND, "run not found")

@@ -1,0 +1,1 @@
+"""Long load, fault and fuzz runs (``make stress``)."""
