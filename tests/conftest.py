@@ -86,6 +86,7 @@ def make_client(aiohttp_client, make_settings):
 async def client(make_client):
     return await make_client()
 
+
 @pytest.fixture
 def make_server(tmp_path, users_file):
     """Factory of real server processes; every one is stopped at the end of the test."""

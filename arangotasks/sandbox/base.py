@@ -9,7 +9,7 @@ from arangotasks.models import RunOutcome
 @dataclass(frozen=True, slots=True)
 class Limits:
     """Bounds of one run. ``timeout`` is seconds of wall clock (the engine's CPU limit is the same
-    value; the parent kills the worker at ``timeout * 2 + 1``)."""
+    value; the parent kills the worker at ``timeout * 2 + 3``)."""
 
     timeout: float = 30.0
     memory_bytes: int = 64 * 1024 * 1024

@@ -198,7 +198,8 @@ class QuickJSSandbox:
         """One request on an idle worker; :class:`_Gone` when it gives no answer. A worker
         that gave none is replaced in the background."""
         worker = await self._acquire()
-        deadline = limits.timeout * 2 + 1
+        # Generous: on a loaded machine a worker may get far less CPU than wall-clock time.
+        deadline = limits.timeout * 2 + 3
         try:
             answer = await worker.call(request, deadline)
         except BaseException as exc:

@@ -60,7 +60,7 @@ async def test_cpu_bombs_end_as_timeouts(sandbox, command):
     assert outcome.error["type"] == "timeout"
     assert outcome.error["message"] == "interrupted: CPU time limit of 0.5 s exceeded"
     assert outcome.output == []
-    assert 0.4 < elapsed < 2.5  # CPU seconds: a loaded machine stretches the wall time
+    assert elapsed > 0.45  # the CPU limit cannot fire before 0.5 s of CPU time
 
 
 async def test_output_before_a_timeout_is_kept(sandbox):
@@ -264,8 +264,8 @@ async def test_a_builtin_ignoring_the_cpu_limit_is_killed_at_the_deadline(solo, 
     assert outcome.error is not None
     assert outcome.error["type"] == "timeout"
     assert outcome.error["name"] == "WorkerTimeout"
-    assert "wall-clock deadline of 2 s" in outcome.error["message"]
-    assert 1.9 < elapsed < 4
+    assert "wall-clock deadline of 4 s" in outcome.error["message"]
+    assert elapsed >= 3.9  # never before the deadline
     assert (await solo.run("return 'next'", None)).result_json == '"next"'
     assert solo.pids != [pid]
 
@@ -315,6 +315,7 @@ async def test_close_ends_runs_in_progress_and_stops_every_worker():
 
 async def test_a_worker_that_cannot_start_fails_start():
     sandbox = QuickJSSandbox(workers=2, worker_address_space=8 << 20)  # too small for Python
-    with pytest.raises(WorkerStartError, match="exit code 1"):
+    # Python exits, or (rarely) crashes, when it cannot map its memory.
+    with pytest.raises(WorkerStartError, match="exit code 1|signal 11"):
         await sandbox.start()
     assert sandbox.pids == []
