@@ -316,6 +316,6 @@ async def test_close_ends_runs_in_progress_and_stops_every_worker():
 async def test_a_worker_that_cannot_start_fails_start():
     sandbox = QuickJSSandbox(workers=2, worker_address_space=8 << 20)  # too small for Python
     # Python exits, or (rarely) crashes, when it cannot map its memory.
-    with pytest.raises(WorkerStartError, match="exit code 1|signal 11"):
+    with pytest.raises(WorkerStartError, match=r"exit code 1|signal 11"):
         await sandbox.start()
     assert sandbox.pids == []
