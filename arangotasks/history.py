@@ -4,6 +4,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 
 from arangotasks.config import Settings
 from arangotasks.errors import StoreUnavailableError
@@ -43,9 +44,16 @@ class History:
             log.warning(
                 "marked %d run(s) interrupted by the last stop as failed (crash)", recovered
             )
+        flush = self._every(
+            self._settings.history_flush_interval,
+            self._flush_if_dirty,
+            "writing run history",
+            first=False,
+        )
+        prune = self._every(self._settings.prune_interval, self.prune, "pruning", first=True)
         self._loops = [
-            asyncio.create_task(self._flush_loop(), name="history-flush"),
-            asyncio.create_task(self._prune_loop(), name="history-prune"),
+            asyncio.create_task(flush, name="history-flush"),
+            asyncio.create_task(prune, name="history-prune"),
         ]
         return recovered
 
@@ -109,28 +117,24 @@ class History:
                 self._dirty_next = nexts | self._dirty_next
                 raise
 
-    async def _flush_loop(self) -> None:
-        interval = self._settings.history_flush_interval
-        while True:
-            await asyncio.sleep(interval)
-            if not (self._dirty_runs or self._dirty_next):
-                continue
-            try:
-                await self.flush()
-            except StoreUnavailableError as exc:
-                log.warning("run history not written yet (will retry): %s", exc)
-            except Exception:
-                log.exception("run history flush failed (will retry)")
+    async def _flush_if_dirty(self) -> None:
+        if self._dirty_runs or self._dirty_next:
+            await self.flush()
 
-    async def _prune_loop(self) -> None:
+    async def _every(
+        self, interval: float, job: Callable[[], Awaitable[object]], what: str, *, first: bool
+    ) -> None:
+        """Run ``job`` every ``interval`` seconds for ever; a failure is logged, never fatal."""
+        if not first:
+            await asyncio.sleep(interval)
         while True:
             try:
-                await self.prune()
+                await job()
             except StoreUnavailableError as exc:
-                log.warning("run history pruning skipped: %s", exc)
+                log.warning("%s postponed (will retry): %s", what, exc)
             except Exception:
-                log.exception("run history pruning failed")
-            await asyncio.sleep(self._settings.prune_interval)
+                log.exception("%s failed (will retry)", what)
+            await asyncio.sleep(interval)
 
     async def prune(self) -> int:
         older_than = time.time() - self._settings.history_max_age_days * 86400
