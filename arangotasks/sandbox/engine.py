@@ -55,6 +55,10 @@ class Context:
     def set_memory_limit(self, memory_bytes: int) -> None:
         self._ctx.set_memory_limit(memory_bytes)
 
+    def set_global(self, name: str, value: str) -> None:
+        """Define the global ``name`` as the string ``value`` (no lone surrogates)."""
+        self._ctx.set(name, value)
+
     def eval(self, source: str) -> Any:
         """Evaluate a script; the value of its last expression (str, int, float, bool or None)."""
         try:

@@ -141,7 +141,8 @@ class QuickJSSandbox:
         for worker in spawned:
             assert isinstance(worker, _Worker)
             self._idle.put_nowait(worker)
-        log.info("sandbox: %d QuickJS workers started", self.size)
+        if self._compiler is not None:  # the compile pool itself stays quiet
+            log.info("sandbox: %d QuickJS workers (+1 for compile checks) started", self.size)
 
     async def close(self) -> None:
         self._closed = True

@@ -1,5 +1,7 @@
 /*
  * arangotasks sandbox prelude: evaluated in every fresh QuickJS context before a task's command.
+ * Every run compiles it, so it holds only what every run needs; the output, formatting and
+ * require machinery is prelude_output.js, compiled in the context on first use (see below).
  *
  * Globals it defines for the command:
  *   print(...values)                 one output line
@@ -11,13 +13,12 @@
  *   require(anything else)           throws "cannot find module"
  *   setTimeout/setInterval/setImmediate   throw (a command runs to completion; there is no
  *                                    event loop), clearTimeout/clearInterval/clearImmediate: no-ops
- *
- * Output lines are formatted roughly like arangosh: strings as they are, objects and arrays as
- * JSON (a repeated object as "[Circular]"), errors as "Name: message", functions as
- * "[Function: name]", other values with String(); several arguments are joined by one space. They are kept in a
- * bounded buffer (UTF-8 bytes, one byte per newline); the line that crosses the limit is cut and
- * followed by "... output truncated (limit N bytes)", and later output is dropped. There are no
- * calls into Python: the binding refuses them while a time limit is set.
+ * print, console's methods, require and the timers are stubs here: the first call of any of them
+ * compiles prelude_output.js (which documents the output format and limit) and hands it the
+ * builtins captured below, so that a command tampering with prototypes or JSON before its first
+ * print changes nothing. The worker puts that source in the global __arangotasks_output, which
+ * this prelude takes away before the command runs. There are no calls into Python: the binding
+ * refuses them while a time limit is set.
  *
  * The worker drives a run through the frozen global __arangotasks:
  *   compile(command)  new Function("params", command), throwing SyntaxError when it does not compile
@@ -30,181 +31,74 @@
  * Errors are described as {type, name, message, stack}. quickjs-ng throws null (or an
  * uninitialised value) when it runs out of memory while building the error, so a thrown null is
  * reported as "InternalError: out of memory"; the worker maps the engine's limit errors to the
- * error types (timeout, memory) and marks stack overflows.
+ * error types (timeout, memory) and marks stack overflows. The worker cuts a stack at the first
+ * frame of a function named __arangotasks_*: keep that prefix on the functions calling the command.
  */
-(function (global) {
+(function (g, evaluate) {
   "use strict";
   const stringify = JSON.stringify;
-  const parse = JSON.parse;
   const toStr = String;
   const apply = Reflect.apply;
   const defineProperty = Object.defineProperty;
-  const freeze = Object.freeze;
   const ErrorCtor = Error;
-  const SyntaxErrorCtor = SyntaxError;
   const FunctionCtor = Function;
-  const functionSource = Function.prototype.toString;
+  const SyntaxErrorCtor = SyntaxError;
   const PromiseCtor = Promise;
-  const promiseResolve = Promise.resolve;
-  const promiseThen = Promise.prototype.then;
-  const charCodeAt = String.prototype.charCodeAt;
+  const functionSource = FunctionCtor.prototype.toString;
   const sliceString = String.prototype.slice;
+  const parse = JSON.parse;
+  const promiseResolve = Promise.resolve;
+  const promiseThen = PromiseCtor.prototype.then;
+  // For prelude_output.js, captured before the command runs.
+  const charCodeAt = String.prototype.charCodeAt;
   const toWellFormed = String.prototype.toWellFormed;
   const WeakSetCtor = WeakSet;
   const weakSetHas = WeakSet.prototype.has;
   const weakSetAdd = WeakSet.prototype.add;
-
-  // ---- output ------------------------------------------------------------------------------
-  const lines = [];
+  const source = g.__arangotasks_output;
+  delete g.__arangotasks_output;
   let limit = 65536;
-  let used = 0;
-  let truncated = false;
+  let machinery; // what prelude_output.js returns, once loaded
 
-  let prefixBytes = 0; // UTF-8 size of the prefix fittingPrefix() measured last
-
-  // Length (UTF-16 units) of the longest prefix of s whose UTF-8 form fits in `room` bytes.
-  function fittingPrefix(s, room) {
-    let bytes = 0;
-    let i = 0;
-    for (; i < s.length; i++) {
-      const c = apply(charCodeAt, s, [i]);
-      // s is well-formed: a surrogate is half of a 4-byte character.
-      const size = c < 0x80 ? 1 : c < 0x800 || (c >= 0xd800 && c < 0xe000) ? 2 : 3;
-      if (bytes + size > room) break;
-      bytes += size;
+  function load() {
+    if (!machinery) {
+      machinery = evaluate(source)(stringify, apply, defineProperty, ErrorCtor, toStr, charCodeAt,
+        sliceString, toWellFormed, WeakSetCtor, weakSetHas, weakSetAdd, safeString, limit, print,
+        console);
     }
-    prefixBytes = bytes;
-    return i;
+    return machinery;
   }
 
-  function emit(text) {
-    if (truncated) return;
-    const line = apply(toWellFormed, text, []);
-    const room = limit - used - 1; // one byte for the newline
-    let cut = fittingPrefix(line, room);
-    if (room >= 0 && cut === line.length) {
-      lines[lines.length] = line;
-      used += prefixBytes + 1;
-      return;
-    }
-    const last = cut > 0 ? apply(charCodeAt, line, [cut - 1]) : 0;
-    if (last >= 0xd800 && last < 0xdc00) cut -= 1; // do not split a surrogate pair
-    if (cut > 0) lines[lines.length] = apply(sliceString, line, [0, cut]);
-    lines[lines.length] = "... output truncated (limit " + limit + " bytes)";
-    truncated = true;
-  }
-
-  function format(value) {
-    switch (typeof value) {
-      case "string":
-        return value;
-      case "undefined":
-        return "undefined";
-      case "function":
-        return "[Function" + (value.name ? ": " + toStr(value.name) : "") + "]";
-      case "object":
-        if (value === null) return "null";
-        if (value instanceof ErrorCtor) return safeString(value);
-        try {
-          const json = stringify(value);
-          if (typeof json === "string") return json;
-        } catch (e) {
-          return lenientJson(value); // cycles, BigInts
-        }
-        return safeString(value);
-      default:
-        return safeString(value); // number, boolean, bigint, symbol
-    }
-  }
-
-  // JSON that shows a repeated object as "[Circular]" and a BigInt as its digits.
-  function lenientJson(value) {
-    const seen = new WeakSetCtor();
-    try {
-      return stringify(value, function (key, item) {
-        if (typeof item === "bigint") return toStr(item);
-        if (typeof item === "object" && item !== null) {
-          if (apply(weakSetHas, seen, [item])) return "[Circular]";
-          apply(weakSetAdd, seen, [item]);
-        }
-        return item;
-      });
-    } catch (e) {
-      return safeString(value);
-    }
-  }
-
-  function safeString(value) {
-    try {
-      return toStr(value);
-    } catch (e) {
-      return "[object]";
-    }
-  }
-
-  function writer(prefix) {
+  function stub(name, arg) {
     return function (...values) {
-      if (truncated) return; // skip the formatting work too
-      let line = prefix;
-      for (let i = 0; i < values.length; i++) {
-        if (i > 0) line += " ";
-        line += format(values[i]);
-      }
-      emit(line);
+      return load()[name](arg, values);
+    };
+  }
+
+  // Errors are made here, not in prelude_output.js: their stacks start at the stub's frame.
+  function noTimers(name) {
+    return function () {
+      throw new ErrorCtor(load().timer(name));
     };
   }
 
   // ---- the command's globals -----------------------------------------------------------------
-  const print = writer("");
+  const print = stub("write", "");
   const console = {
-    log: writer(""),
-    info: writer(""),
-    debug: writer(""),
-    warn: writer("WARN: "),
-    error: writer("ERROR: "),
+    log: stub("write", ""),
+    info: stub("write", ""),
+    debug: stub("write", ""),
+    warn: stub("write", "WARN: "),
+    error: stub("write", "ERROR: "),
   };
-
-  function databaseModule(name) {
-    const module = { print };
-    defineProperty(module, "db", {
-      enumerable: true,
-      get() {
-        throw new ErrorCtor(
-          "database access (require('" + name + "').db) is not available in arangotasks: " +
-            "tasks run in a sandbox without a database"
-        );
-      },
-    });
-    return module;
-  }
-  const modules = {
-    "@arangodb": databaseModule("@arangodb"),
-    internal: databaseModule("internal"),
-    console,
-  };
-
-  function require(name) {
-    const key = toStr(name);
-    if (key === "@arangodb" || key === "internal" || key === "console") return modules[key];
-    throw new ErrorCtor(
-      "cannot find module '" + key + "' (arangotasks sandbox: only @arangodb, internal and " +
-        "console are available)"
-    );
-  }
-
-  function noTimers(name) {
-    return function () {
-      throw new ErrorCtor(
-        name + " is not available in arangotasks: a command runs to completion without an " +
-          "event loop (use a periodic task, or return a Promise)"
-      );
-    };
-  }
-
   const globals = {
     print,
     console,
-    require,
+    require(name) {
+      const module = load().require(name); // the module, or why there is none
+      if (typeof module === "string") throw new ErrorCtor(module);
+      return module;
+    },
     setTimeout: noTimers("setTimeout"),
     setInterval: noTimers("setInterval"),
     setImmediate: noTimers("setImmediate"),
@@ -213,34 +107,21 @@
     clearImmediate() {},
   };
   for (const name in globals) {
-    defineProperty(global, name, {
-      value: globals[name],
-      writable: true,
-      configurable: true,
-      enumerable: false,
-    });
+    defineProperty(g, name, { value: globals[name], writable: true, configurable: true });
   }
 
   // ---- the run -------------------------------------------------------------------------------
-  const PENDING = 0;
-  const DONE = 1;
-  const FAILED = 2;
   let started = false;
-  let state = DONE;
+  let state = 1; // 0 pending, 1 done, 2 failed
   let result;
   let failure; // the error as JSON text (see describe)
 
-  function isThenable(value) {
-    if (value instanceof PromiseCtor) return true;
-    return (
-      value !== null &&
-      (typeof value === "object" || typeof value === "function") &&
-      typeof value.then === "function"
-    );
-  }
-
-  function field(value) {
-    return stringify(safeString(value));
+  function safeString(value) {
+    try {
+      return toStr(value);
+    } catch (e) {
+      return "[object]";
+    }
   }
 
   function describe(type, error) {
@@ -259,37 +140,29 @@
         message = "(unreadable error)";
       }
     } else {
-      message = format(error);
+      message = typeof error === "string" ? error : load().format(error);
     }
-    return (
-      '{"type":' + field(type) + ',"name":' + field(name) + ',"message":' + field(message) +
-      ',"stack":' + field(stack) + "}"
-    );
-  }
-
-  function outputFields() {
-    let text = '"output":[';
-    for (let i = 0; i < lines.length; i++) {
-      if (i > 0) text += ",";
-      text += stringify(lines[i]);
-    }
-    return text + '],"truncated":' + (truncated ? "true" : "false");
+    return '{"type":"' + type + '","name":' + stringify(name) + ',"message":' +
+      stringify(message) + ',"stack":' + stringify(stack) + "}";
   }
 
   function __arangotasks_compile(command) {
     const fn = new FunctionCtor("params", command);
     // new Function concatenates its source: a body like "}); code(); (function(){" closes the
     // function early (and has already run). V8 rejects such a body, so do we.
-    const expected = "function anonymous(params\n) {\n" + command + "\n}";
-    if (apply(functionSource, fn, []) !== expected) {
+    if (apply(functionSource, fn, []) !== "function anonymous(params\n) {\n" + command + "\n}") {
       throw new SyntaxErrorCtor("the command closes its function body early");
     }
     return fn;
   }
 
   function __arangotasks_run(command, paramsJson) {
-    const fn = __arangotasks_compile(command);
-    return fn(paramsJson === undefined ? undefined : parse(paramsJson));
+    return __arangotasks_compile(command)(paramsJson === undefined ? undefined : parse(paramsJson));
+  }
+
+  function fail(e) {
+    state = 2;
+    failure = describe("exception", e);
   }
 
   function __arangotasks_start(command, paramsJson, outputLimit) {
@@ -299,66 +172,56 @@
     limit = outputLimit;
     try {
       const value = __arangotasks_run(command, paramsJson);
-      if (isThenable(value)) {
-        state = PENDING;
-        const settled = apply(promiseResolve, PromiseCtor, [value]);
-        apply(promiseThen, settled, [
+      if (
+        value instanceof PromiseCtor ||
+        (value !== null &&
+          (typeof value === "object" || typeof value === "function") &&
+          typeof value.then === "function")
+      ) {
+        state = 0;
+        apply(promiseThen, apply(promiseResolve, PromiseCtor, [value]), [
           function (v) {
-            state = DONE;
+            state = 1;
             result = v;
           },
-          function (e) {
-            state = FAILED;
-            failure = describe("exception", e);
-          },
+          fail,
         ]);
       } else {
         result = value;
       }
     } catch (e) {
-      state = FAILED;
-      failure = describe("exception", e);
+      fail(e);
     }
-  }
-
-  function __arangotasks_finish() {
-    if (state === PENDING) {
-      state = FAILED;
-      failure = describe(
-        "exception",
-        new ErrorCtor("the returned promise never settled (no pending jobs left)")
-      );
-    }
-    if (state === FAILED) return reply('"ok":false,"error":' + failure);
-    let json;
-    try {
-      json = stringify(result);
-    } catch (e) {
-      return reply('"ok":false,"error":' + describe("result", e));
-    }
-    return reply('"ok":true,"result":' + (json === undefined ? "null" : stringify(json)));
-  }
-
-  function output() {
-    return reply("");
   }
 
   // The reply to the worker: a JSON object with the given fields and the output.
   function reply(fields) {
-    const text = "{" + fields + (fields ? "," : "") + outputFields() + "}";
+    const text = "{" + fields + (machinery ? machinery.fields() : '"output":[],"truncated":false') +
+      "}";
     // A concatenation is a rope string, which the binding cannot convert: slice flattens it.
     return apply(sliceString, text, [0]);
   }
 
-  defineProperty(global, "__arangotasks", {
-    value: freeze({
+  defineProperty(g, "__arangotasks", {
+    value: Object.freeze({
       compile: __arangotasks_compile,
       start: __arangotasks_start,
-      finish: __arangotasks_finish,
-      output,
+      finish: function __arangotasks_finish() {
+        if (state === 0) {
+          fail(new ErrorCtor("the returned promise never settled (no pending jobs left)"));
+        }
+        if (state === 2) return reply('"ok":false,"error":' + failure + ",");
+        let json;
+        try {
+          json = stringify(result);
+        } catch (e) {
+          return reply('"ok":false,"error":' + describe("result", e) + ",");
+        }
+        return reply('"ok":true,"result":' + (json === undefined ? "null" : stringify(json)) + ",");
+      },
+      output() {
+        return reply("");
+      },
     }),
-    writable: false,
-    configurable: false,
-    enumerable: false,
   });
-})(globalThis);
+})(globalThis, eval);

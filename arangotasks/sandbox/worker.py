@@ -33,20 +33,35 @@ _SALVAGE_MEMORY = 4 * 1024 * 1024
 _SALVAGE_SECONDS = 1.0
 
 
-def load_prelude() -> str:
-    """prelude.js without its header comment (every run compiles the prelude: bytes cost)."""
-    with open(os.path.join(os.path.dirname(__file__), "prelude.js"), encoding="utf-8") as file:
+# The global through which the worker hands prelude_output.js to the prelude (which removes it).
+_OUTPUT_GLOBAL = "__arangotasks_output"
+
+
+def _load(name: str) -> str:
+    """A JavaScript file beside this module, without its header comment."""
+    with open(os.path.join(os.path.dirname(__file__), name), encoding="utf-8") as file:
         source = file.read()
     if source.startswith("/*"):
         source = source[source.index("*/") + 2 :]
     return source
 
 
+def load_prelude() -> str:
+    """prelude.js, evaluated in every run's context (every run compiles it: bytes cost)."""
+    return _load("prelude.js")
+
+
+def load_output() -> str:
+    """prelude_output.js, compiled in a run's context only when the command first uses it."""
+    return _load("prelude_output.js")
+
+
 class Runner:
     """Runs requests, each in a fresh engine context."""
 
-    def __init__(self, prelude: str) -> None:
+    def __init__(self, prelude: str, output: str | None = None) -> None:
         self._prelude = prelude
+        self._output = load_output() if output is None else output
 
     def handle(self, request: dict[str, Any]) -> dict[str, Any]:
         if request.get("op") == "compile":
@@ -107,11 +122,13 @@ class Runner:
         return answer
 
     def _context(self, request: dict[str, Any]) -> engine.Context:
-        return engine.Context(
+        context = engine.Context(
             memory_bytes=int(request["memory"]),
             stack_bytes=int(request["stack"]),
             time_limit=float(request["timeout"]),
         )
+        context.set_global(_OUTPUT_GLOBAL, self._output)
+        return context
 
 
 def _js(text: str) -> str:
