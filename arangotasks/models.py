@@ -10,6 +10,11 @@ WRAP_PREFIX = "(function (params) { "
 WRAP_SUFFIX = " } )(params);"
 
 
+def dumps(data: Any) -> str:
+    """JSON as ArangoDB writes it: compact UTF-8, slashes and non-ASCII unescaped."""
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+
+
 def wrap_command(command: str) -> str:
     """The stored form of a command, exactly as ArangoDB returns it."""
     return WRAP_PREFIX + command + WRAP_SUFFIX

@@ -15,7 +15,7 @@ from arangotasks.auth import Principal
 from arangotasks.config import Misfire, Settings
 from arangotasks.errors import ArangoError, DuplicateTaskError, ErrorCode, StoreUnavailableError
 from arangotasks.history import History
-from arangotasks.models import ErrorType, Run, RunOutcome, RunStatus, RunTrigger, Task
+from arangotasks.models import ErrorType, Run, RunOutcome, RunStatus, RunTrigger, Task, dumps
 from arangotasks.sandbox.base import Limits, Sandbox
 from arangotasks.scheduler import JobScheduler
 from arangotasks.store.base import TaskStore
@@ -60,6 +60,7 @@ class Registry:
         self.history = History(store, settings)
         self._scheduler = JobScheduler()
         self._tasks: dict[str, Task] = {}
+        self._api_json: dict[str, str] = {}
         self._run_locks: dict[str, asyncio.Lock] = {}
         self._write_locks: dict[str, asyncio.Lock] = {}
         self._active: set[asyncio.Task[None]] = set()
@@ -73,13 +74,14 @@ class Registry:
         await self.store.open()
         await self.sandbox.start()
         await self.history.start()
-        self._scheduler.start()
         started = time.time()
         stale: list[Task] = []
+        # Jobs added before the scheduler starts are queued without a wake-up each.
         for task in await self.store.load_tasks():
             self._tasks[task.id] = task
             if not self._schedule_loaded(task, started):
                 stale.append(task)
+        self._scheduler.start()
         for task in stale:
             await self._forget(task)
         log.info("loaded %d task(s) in %.3f s", len(self._tasks), time.time() - started)
@@ -129,6 +131,13 @@ class Registry:
         if task is None or not principal.may_see(task.owner):
             raise ArangoError(ErrorCode.TASK_NOT_FOUND)
         return task
+
+    def api_json(self, task: Task) -> str:
+        """The task object as JSON text, cached: a task never changes what it shows."""
+        text = self._api_json.get(task.id)
+        if text is None:
+            text = self._api_json[task.id] = dumps(task.to_api())
+        return text
 
     def visible(self, principal: Principal) -> list[Task]:
         if principal.superuser:
@@ -204,6 +213,7 @@ class Registry:
     def _drop(self, task: Task) -> None:
         if self._tasks.get(task.id) is task:
             del self._tasks[task.id]
+            self._api_json.pop(task.id, None)
         self._scheduler.cancel(task.id)
         self.history.forget_next_run(task.id)
         lock = self._run_locks.get(task.id)

@@ -3,9 +3,19 @@
 The task table in the store is the single source of truth; this holds only "when does each task
 fire next" and is rebuilt from the store at start. Every job is a one-shot date job; a periodic
 task is re-added by the registry after its run finishes (ArangoDB's fixed delay, §1.6).
+
+APScheduler costs ~50-80 µs per job added and keeps its jobs in one sorted list, so a fire time
+beyond ``HORIZON`` seconds is parked in a heap and handed to APScheduler by a sweep shortly
+before it is due: 100,000 tasks with far-off runs start in well under a second of scheduling.
 """
 
+import asyncio
+import functools
+import heapq
+import inspect
+import itertools
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
@@ -17,10 +27,25 @@ from apscheduler.triggers.date import DateTrigger
 logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
 
+class _Call(functools.partial[Awaitable[None]]):
+    """A partial with a declared empty signature: APScheduler checks every job's callable with
+    ``inspect.signature``, which costs more than the rest of ``add_job`` on a partial."""
+
+    __signature__ = inspect.Signature()
+
+
 class JobScheduler:
     """One pending fire time per key (a task id)."""
 
+    HORIZON = 60.0  # seconds ahead that APScheduler holds
+    SWEEP = 10.0  # how often parked fire times are moved into APScheduler
+
     def __init__(self) -> None:
+        # Parked fire times: heap of (at, seq, key, func); _parked[key] = seq of the live entry.
+        self._heap: list[tuple[float, int, str, Callable[[], Awaitable[None]]]] = []
+        self._parked: dict[str, int] = {}
+        self._seq = itertools.count()
+        self._sweeper: asyncio.Task[None] | None = None
         self._aps = AsyncIOScheduler(
             timezone=UTC,
             job_defaults={
@@ -37,18 +62,47 @@ class JobScheduler:
     def start(self) -> None:
         """Start the timer; must be called inside the running event loop."""
         self._aps.start()
+        self._sweeper = asyncio.create_task(self._sweep_loop(), name="scheduler-sweep")
 
     def shutdown(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         if self._aps.running:
             self._aps.shutdown(wait=False)
+
+    async def _sweep_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.SWEEP)
+            self._sweep()
+
+    def _sweep(self) -> None:
+        limit = time.time() + self.HORIZON
+        while self._heap and self._heap[0][0] <= limit:
+            at, seq, key, func = heapq.heappop(self._heap)
+            if self._parked.get(key) == seq:
+                del self._parked[key]
+                self._add(key, at, func)
 
     def schedule(self, key: str, at: float, func: Callable[[], Awaitable[None]]) -> None:
         """Fire ``func`` at epoch second ``at`` (at once if it has passed), replacing any
         earlier schedule of ``key``."""
+        if at > time.time() + self.HORIZON:
+            self.cancel(key)
+            seq = next(self._seq)
+            self._parked[key] = seq
+            heapq.heappush(self._heap, (at, seq, key, func))
+            return
+        self._parked.pop(key, None)  # a parked entry of this key is now stale
+        self._add(key, at, func)
+
+    def _add(self, key: str, at: float, func: Callable[[], Awaitable[None]]) -> None:
         trigger = DateTrigger(run_date=datetime.fromtimestamp(at, UTC), timezone=UTC)
-        self._aps.add_job(func, trigger=trigger, id=key, replace_existing=True)
+        self._aps.add_job(_Call(func), trigger=trigger, id=key, replace_existing=True)
 
     def cancel(self, key: str) -> bool:
+        if self._parked.pop(key, None) is not None:
+            return True  # its heap entry is skipped by the sweep
         try:
             self._aps.remove_job(key)
         except JobLookupError:
@@ -56,4 +110,4 @@ class JobScheduler:
         return True
 
     def pending(self) -> int:
-        return len(self._aps.get_jobs())
+        return len(self._aps.get_jobs()) + len(self._parked)

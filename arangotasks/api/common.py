@@ -1,6 +1,5 @@
 """Response helpers shared by the handlers."""
 
-import json
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote
@@ -8,17 +7,15 @@ from urllib.parse import unquote
 from aiohttp import web
 
 from arangotasks.errors import ArangoError, ErrorCode
+from arangotasks.models import dumps
 
 
-def dumps(data: Any) -> str:
-    # ArangoDB writes compact UTF-8 JSON, slashes and non-ASCII unescaped.
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+def json_text(text: str, status: int = 200) -> web.Response:
+    return web.Response(text=text, status=status, content_type="application/json", charset="utf-8")
 
 
 def json_response(data: Any, status: int = 200) -> web.Response:
-    return web.Response(
-        text=dumps(data), status=status, content_type="application/json", charset="utf-8"
-    )
+    return json_text(dumps(data), status)
 
 
 def error_response(error: ArangoError) -> web.Response:

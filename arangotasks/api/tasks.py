@@ -4,7 +4,7 @@ from typing import Any
 
 from aiohttp import web
 
-from arangotasks.api.common import bool_param, iso, json_response, suffixes
+from arangotasks.api.common import bool_param, iso, json_response, json_text, suffixes
 from arangotasks.api.runs import run_to_api, runs_page
 from arangotasks.errors import ArangoError, ErrorCode
 from arangotasks.keys import REGISTRY, SETTINGS, database_of, principal_of
@@ -64,11 +64,12 @@ async def _get(request: web.Request) -> web.StreamResponse:
         tasks = registry.visible(principal)
         if details:
             return json_response(await _with_details(registry, tasks))
-        return json_response([t.to_api() for t in tasks])
+        # Pre-serialised task objects: a list of 10,000 tasks is one join, not 10,000 dumps.
+        return json_text("[" + ",".join(registry.api_json(t) for t in tasks) + "]")
     task = registry.get(parts[0], principal)
     if details:
         return json_response((await _with_details(registry, [task]))[0])
-    return json_response(task.to_api())
+    return json_text(registry.api_json(task))
 
 
 async def _register(request: web.Request, url_id: str | None) -> web.StreamResponse:
@@ -94,7 +95,7 @@ async def _register(request: web.Request, url_id: str | None) -> web.StreamRespo
     if compile_error is not None:
         raise ArangoError(ErrorCode.BAD_PARAMETER, "cannot compile command")
     task = await registry.create(spec, database_of(request), principal.name)  # steps 14-15
-    return json_response(task.to_api())
+    return json_text(registry.api_json(task))
 
 
 async def _post(request: web.Request) -> web.StreamResponse:

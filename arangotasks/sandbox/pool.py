@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import sys
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,8 @@ _EXIT_GRACE = 1.0
 _DEFAULT_LIMITS = Limits()
 # Compiling is quick; a body that smuggles code into new Function must not hold creates long.
 _COMPILE_LIMITS = Limits(timeout=1.0)
+_COMPILE_CACHE_SIZE = 4096
+_CACHED_COMMAND_CHARS = 16 * 1024
 # The folder holding the ``arangotasks`` package, so that workers import this very copy.
 _SOURCE_ROOT = str(Path(__file__).resolve().parents[2])
 
@@ -119,6 +122,7 @@ class QuickJSSandbox:
         self._workers: set[_Worker] = set()
         self._replacing: set[asyncio.Task[None]] = set()
         self._closed = False
+        self._compiled: OrderedDict[str, str | None] = OrderedDict()  # LRU of compile checks
 
     @property
     def pids(self) -> list[int]:
@@ -159,13 +163,27 @@ class QuickJSSandbox:
     async def compile_error(self, command: str) -> str | None:
         if self._compiler is not None:
             return await self._compiler.compile_error(command)
+        if command in self._compiled:
+            self._compiled.move_to_end(command)
+            return self._compiled[command]
         request = {"op": "compile", "command": command, **_limit_fields(self.limits)}
         try:
-            answer = await self._call(request, self.limits)
-        except _Gone as gone:
+            try:
+                answer = await self._call(request, self.limits)
+            except _Gone as gone:
+                if gone.error["type"] != ErrorType.CRASH:
+                    raise
+                # A worker killed while idle fails the next call; compiling again is harmless.
+                answer = await self._call(request, self.limits)
+        except _Gone as gone:  # may be the machine's load, not the command: not cached
             return f"InternalError: cannot compile: {gone}"
-        error = answer["error"]
-        return None if error is None else str(error)
+        error = None if answer["error"] is None else str(answer["error"])
+        # Clients register the same commands again and again; compiling is deterministic.
+        if len(command) <= _CACHED_COMMAND_CHARS:
+            self._compiled[command] = error
+            if len(self._compiled) > _COMPILE_CACHE_SIZE:
+                self._compiled.popitem(last=False)
+        return error
 
     async def run(
         self,

@@ -1,0 +1,55 @@
+"""The timing engine: near fire times go to APScheduler, far ones are parked and swept in."""
+
+import asyncio
+import time
+
+import pytest
+
+from arangotasks.scheduler import JobScheduler
+
+
+@pytest.fixture
+async def scheduler():
+    sched = JobScheduler()
+    sched.HORIZON = 0.3
+    sched.SWEEP = 0.05
+    sched.start()
+    yield sched
+    sched.shutdown()
+
+
+def recorder(fired: asyncio.Queue, key: str):
+    async def fire() -> None:
+        fired.put_nowait((key, time.time()))
+
+    return fire
+
+
+async def test_near_and_far_fire_times_both_fire_on_time(scheduler):
+    fired: asyncio.Queue = asyncio.Queue()
+    now = time.time()
+    scheduler.schedule("near", now + 0.05, recorder(fired, "near"))
+    scheduler.schedule("far", now + 0.6, recorder(fired, "far"))
+    assert scheduler.pending() == 2
+    assert len(scheduler._aps.get_jobs()) == 1  # "far" is parked
+    async with asyncio.timeout(3):
+        first = await fired.get()
+        second = await fired.get()
+    assert [first[0], second[0]] == ["near", "far"]
+    assert second[1] >= now + 0.6
+    assert scheduler.pending() == 0
+
+
+async def test_cancel_and_reschedule_parked(scheduler):
+    fired: asyncio.Queue = asyncio.Queue()
+    now = time.time()
+    scheduler.schedule("gone", now + 0.5, recorder(fired, "gone"))
+    scheduler.schedule("moved", now + 5, recorder(fired, "moved-late"))
+    assert scheduler.cancel("gone") is True
+    assert scheduler.cancel("gone") is False
+    scheduler.schedule("moved", now + 0.1, recorder(fired, "moved"))  # replaces the parked one
+    async with asyncio.timeout(3):
+        assert (await fired.get())[0] == "moved"
+    await asyncio.sleep(0.7)  # past the cancelled fire time: nothing else may fire
+    assert fired.empty()
+    assert scheduler.pending() == 0
