@@ -35,6 +35,40 @@ def usable_stack(requested: int) -> int:
     return max(requested, _MIN_STACK)
 
 
+def passable(text: str) -> bool:
+    """Whether ``text`` can be handed to the engine as a string: no lone surrogates."""
+    if text.isascii():
+        return True
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+class Function:
+    """A JavaScript function of a :class:`Context`, called with ``None``, str (see
+    :func:`passable`), int, float or bool arguments, on the context's thread and limits."""
+
+    def __init__(self, function: quickjs.Object) -> None:
+        self._function = function
+
+    def __call__(self, *args: str | int | float | bool | None) -> Any:
+        return _outcome(self._function, *args)
+
+
+def _outcome(call: Any, *args: Any) -> Any:
+    """``call(*args)``, a JavaScript object it returns wrapped, its exception as EngineError."""
+    try:
+        value = call(*args)
+    except quickjs.JSException as exc:
+        raise EngineError(str(exc)) from None
+    except UnicodeDecodeError:
+        # A string holding a lone surrogate cannot reach Python; callers return JSON text.
+        raise EngineError("InternalError: the engine returned undecodable text") from None
+    return Function(value) if isinstance(value, quickjs.Object) else value
+
+
 class Context:
     """A fresh, isolated JS context (its own runtime) with memory, stack and CPU-time limits.
 
@@ -43,6 +77,10 @@ class Context:
 
     def __init__(self, *, memory_bytes: int, stack_bytes: int, time_limit: float) -> None:
         self._ctx = quickjs.Context()
+        self.set_limits(memory_bytes=memory_bytes, stack_bytes=stack_bytes, time_limit=time_limit)
+
+    def set_limits(self, *, memory_bytes: int, stack_bytes: int, time_limit: float) -> None:
+        """Replace all three limits (a context made ahead of its run gets the run's here)."""
         self._ctx.set_memory_limit(memory_bytes)
         self._ctx.set_max_stack_size(usable_stack(stack_bytes))
         self.set_time_limit(time_limit)
@@ -60,14 +98,9 @@ class Context:
         self._ctx.set(name, value)
 
     def eval(self, source: str) -> Any:
-        """Evaluate a script; the value of its last expression (str, int, float, bool or None)."""
-        try:
-            return self._ctx.eval(source)
-        except quickjs.JSException as exc:
-            raise EngineError(str(exc)) from None
-        except UnicodeDecodeError:
-            # A string holding a lone surrogate cannot reach Python; callers return JSON text.
-            raise EngineError("InternalError: the engine returned undecodable text") from None
+        """Evaluate a script; the value of its last expression (str, int, float, bool, None, or
+        a :class:`Function` for an object)."""
+        return _outcome(self._ctx.eval, source)
 
     def run_pending_job(self) -> bool:
         """Run one queued promise job; ``False`` when none was queued."""

@@ -16,15 +16,20 @@
  * print, console's methods, require and the timers are stubs here: the first call of any of them
  * compiles prelude_output.js (which documents the output format and limit) and hands it the
  * builtins captured below, so that a command tampering with prototypes or JSON before its first
- * print changes nothing. The worker puts that source in the global __arangotasks_output, which
- * this prelude takes away before the command runs. There are no calls into Python: the binding
- * refuses them while a time limit is set.
+ * print changes nothing. So does a run that returns a thenable or fails (the error description
+ * and the promise handling are there too). The worker puts that source in the global
+ * __arangotasks_output, which this prelude takes away before the command runs. There are no calls
+ * into Python: the binding refuses them while a time limit is set. Compiling costs QuickJS per
+ * token and per function, and an expression starting with "(", "[" or "{" is scanned twice: keep
+ * this file small and its big expressions free of such starts.
  *
  * The worker drives a run through the frozen global __arangotasks:
  *   compile(command)  new Function("params", command), throwing SyntaxError when it does not compile
  *   start(command, paramsJson, outputLimit)  compile the command and call it with the params
+ *     (paramsJson null or undefined: no params); returns finish
  *   finish()  -> JSON text {ok, result, error, output, truncated} once promise jobs are drained
  *   output()  -> JSON text {output, truncated} (after the engine itself failed)
+ * The value of this script is start, which the worker calls directly (no script to compile).
  * Builtins are captured here so that a command tampering with prototypes or JSON cannot break
  * the reply, and every string reaches Python through JSON.stringify (well-formed, escaped).
  *
@@ -34,55 +39,49 @@
  * error types (timeout, memory) and marks stack overflows. The worker cuts a stack at the first
  * frame of a function named __arangotasks_*: keep that prefix on the functions calling the command.
  */
-(function (g, evaluate) {
+0, function (g, evaluate) {
   "use strict";
-  const stringify = JSON.stringify;
-  const toStr = String;
-  const apply = Reflect.apply;
-  const defineProperty = Object.defineProperty;
-  const ErrorCtor = Error;
+  // Builtins, captured before the command can replace them; prelude_output.js gets this list.
+  const builtins = [JSON.stringify, JSON.parse, Reflect.apply, Object.defineProperty, Error,
+    String, String.prototype.slice, String.prototype.charCodeAt, String.prototype.toWellFormed,
+    WeakSet, WeakSet.prototype.has, WeakSet.prototype.add, Promise, Promise.resolve,
+    Promise.prototype.then];
+  const stringify = builtins[0];
+  const apply = builtins[2];
+  const ErrorCtor = builtins[4];
   const FunctionCtor = Function;
-  const SyntaxErrorCtor = SyntaxError;
-  const PromiseCtor = Promise;
   const functionSource = FunctionCtor.prototype.toString;
-  const sliceString = String.prototype.slice;
-  const parse = JSON.parse;
-  const promiseResolve = Promise.resolve;
-  const promiseThen = PromiseCtor.prototype.then;
-  // For prelude_output.js, captured before the command runs.
-  const charCodeAt = String.prototype.charCodeAt;
-  const toWellFormed = String.prototype.toWellFormed;
-  const WeakSetCtor = WeakSet;
-  const weakSetHas = WeakSet.prototype.has;
-  const weakSetAdd = WeakSet.prototype.add;
+  const SyntaxErrorCtor = SyntaxError;
   const source = g.__arangotasks_output;
   delete g.__arangotasks_output;
-  let limit = 65536;
   let machinery; // what prelude_output.js returns, once loaded
+  let limit = 65536;
+  let started = false;
+  let owned = false; // the outcome is machinery's: a promise was returned, or the run failed
+  let result;
 
   function load() {
     if (!machinery) {
-      machinery = evaluate(source)(stringify, apply, defineProperty, ErrorCtor, toStr, charCodeAt,
-        sliceString, toWellFormed, WeakSetCtor, weakSetHas, weakSetAdd, safeString, limit, print,
-        console);
+      machinery = evaluate(source)(builtins, limit, print, console, __arangotasks_serialize);
     }
     return machinery;
   }
 
+  // A global function calling prelude_output.js's `name`. A string it returns is thrown as an
+  // Error made here, so that the stack starts at this frame.
   function stub(name, arg) {
     return function (...values) {
-      return load()[name](arg, values);
+      const value = load()[name](arg, values);
+      if (typeof value === "string") throw new ErrorCtor(value);
     };
   }
 
-  // Errors are made here, not in prelude_output.js: their stacks start at the stub's frame.
-  function noTimers(name) {
-    return function () {
-      throw new ErrorCtor(load().timer(name));
-    };
+  function require(name) {
+    const module = load().require(name);
+    if (typeof module === "string") throw new ErrorCtor(module);
+    return module;
   }
 
-  // ---- the command's globals -----------------------------------------------------------------
   const print = stub("write", "");
   const console = {
     log: stub("write", ""),
@@ -94,56 +93,16 @@
   const globals = {
     print,
     console,
-    require(name) {
-      const module = load().require(name); // the module, or why there is none
-      if (typeof module === "string") throw new ErrorCtor(module);
-      return module;
-    },
-    setTimeout: noTimers("setTimeout"),
-    setInterval: noTimers("setInterval"),
-    setImmediate: noTimers("setImmediate"),
+    require,
+    setTimeout: stub("timer", "setTimeout"),
+    setInterval: stub("timer", "setInterval"),
+    setImmediate: stub("timer", "setImmediate"),
     clearTimeout() {},
     clearInterval() {},
     clearImmediate() {},
   };
   for (const name in globals) {
-    defineProperty(g, name, { value: globals[name], writable: true, configurable: true });
-  }
-
-  // ---- the run -------------------------------------------------------------------------------
-  let started = false;
-  let state = 1; // 0 pending, 1 done, 2 failed
-  let result;
-  let failure; // the error as JSON text (see describe)
-
-  function safeString(value) {
-    try {
-      return toStr(value);
-    } catch (e) {
-      return "[object]";
-    }
-  }
-
-  function describe(type, error) {
-    let name = "Error";
-    let message;
-    let stack = "";
-    if (error === null || typeof error === "unknown") {
-      name = "InternalError";
-      message = "out of memory";
-    } else if (error instanceof ErrorCtor) {
-      try {
-        name = safeString(error.name);
-        message = safeString(error.message);
-        stack = typeof error.stack === "string" ? error.stack : "";
-      } catch (e) {
-        message = "(unreadable error)";
-      }
-    } else {
-      message = typeof error === "string" ? error : load().format(error);
-    }
-    return '{"type":"' + type + '","name":' + stringify(name) + ',"message":' +
-      stringify(message) + ',"stack":' + stringify(stack) + "}";
+    builtins[3](g, name, { value: globals[name], writable: true, configurable: true });
   }
 
   function __arangotasks_compile(command) {
@@ -156,13 +115,23 @@
     return fn;
   }
 
-  function __arangotasks_run(command, paramsJson) {
-    return __arangotasks_compile(command)(paramsJson === undefined ? undefined : parse(paramsJson));
+  // The reply's fields for a run that returned `value`.
+  function __arangotasks_serialize(value) {
+    let json;
+    try {
+      json = stringify(value);
+    } catch (e) {
+      return '"ok":false,"error":' + load().describe("result", e) + ",";
+    }
+    return '"ok":true,"result":' + (json === undefined ? "null" : stringify(json)) + ",";
   }
 
-  function fail(e) {
-    state = 2;
-    failure = describe("exception", e);
+  // The reply to the worker: a JSON object with the given fields and the output.
+  function reply(fields) {
+    const text = "{" + fields + (machinery ? machinery.output() : '"output":[],"truncated":false') +
+      "}";
+    // A concatenation is a rope string, which the binding cannot convert: slice flattens it.
+    return apply(builtins[6], text, [0]);
   }
 
   function __arangotasks_start(command, paramsJson, outputLimit) {
@@ -171,57 +140,38 @@
     started = true;
     limit = outputLimit;
     try {
-      const value = __arangotasks_run(command, paramsJson);
+      const fn = __arangotasks_compile(command);
+      result = fn(paramsJson == null ? undefined : builtins[1](paramsJson));
       if (
-        value instanceof PromiseCtor ||
-        (value !== null &&
-          (typeof value === "object" || typeof value === "function") &&
-          typeof value.then === "function")
+        result instanceof builtins[12] ||
+        (result !== null &&
+          (typeof result === "object" || typeof result === "function") &&
+          typeof result.then === "function")
       ) {
-        state = 0;
-        apply(promiseThen, apply(promiseResolve, PromiseCtor, [value]), [
-          function (v) {
-            state = 1;
-            result = v;
-          },
-          fail,
-        ]);
-      } else {
-        result = value;
+        owned = true;
+        load().await(result);
       }
     } catch (e) {
-      fail(e);
+      owned = true;
+      load().fail(e);
     }
+    return __arangotasks_finish;
   }
 
-  // The reply to the worker: a JSON object with the given fields and the output.
-  function reply(fields) {
-    const text = "{" + fields + (machinery ? machinery.fields() : '"output":[],"truncated":false') +
-      "}";
-    // A concatenation is a rope string, which the binding cannot convert: slice flattens it.
-    return apply(sliceString, text, [0]);
+  function __arangotasks_finish() {
+    return reply(owned ? machinery.__arangotasks_outcome() : __arangotasks_serialize(result));
   }
 
-  defineProperty(g, "__arangotasks", {
-    value: Object.freeze({
-      compile: __arangotasks_compile,
-      start: __arangotasks_start,
-      finish: function __arangotasks_finish() {
-        if (state === 0) {
-          fail(new ErrorCtor("the returned promise never settled (no pending jobs left)"));
-        }
-        if (state === 2) return reply('"ok":false,"error":' + failure + ",");
-        let json;
-        try {
-          json = stringify(result);
-        } catch (e) {
-          return reply('"ok":false,"error":' + describe("result", e) + ",");
-        }
-        return reply('"ok":true,"result":' + (json === undefined ? "null" : stringify(json)) + ",");
-      },
-      output() {
-        return reply("");
-      },
-    }),
-  });
-})(globalThis, eval);
+  function output() {
+    return reply("");
+  }
+
+  const api = {
+    compile: __arangotasks_compile,
+    start: __arangotasks_start,
+    finish: __arangotasks_finish,
+    output,
+  };
+  builtins[3](g, "__arangotasks", { value: Object.freeze(api) });
+  return __arangotasks_start;
+}(globalThis, eval);

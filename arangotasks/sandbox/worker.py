@@ -31,8 +31,15 @@ log = logging.getLogger(__name__)
 # a context filled up to its memory limit can still hand over what was printed before.
 _SALVAGE_MEMORY = 4 * 1024 * 1024
 _SALVAGE_SECONDS = 1.0
-
-
+# The limits a context is made with ahead of its request (the request's replace them).
+_PREPARE_MEMORY = 16 * 1024 * 1024
+_PREPARE_STACK = 256 * 1024
+_PREPARE_SECONDS = 1.0
+# The run a worker makes before it reports ready, and its answer: it prints (prelude_output.js
+# compiles) and holds a few MiB, which a worker without room for real runs cannot.
+_CHECK_RUN: dict[str, Any] = {"command": "print('ready'); return 'x'.repeat(1 << 22).length"}
+_CHECK_RUN |= {"params": None, "timeout": 1.0, "memory": 1 << 24, "stack": 1 << 20, "output": 1024}
+_CHECK_ANSWER = {"ok": True, "result": str(1 << 22), "output": ["ready"], "truncated": False}
 # The global through which the worker hands prelude_output.js to the prelude (which removes it).
 _OUTPUT_GLOBAL = "__arangotasks_output"
 
@@ -57,45 +64,82 @@ def load_output() -> str:
 
 
 class Runner:
-    """Runs requests, each in a fresh engine context."""
+    """Runs requests, each in a fresh engine context.
+
+    :meth:`prepare`, which :func:`serve` calls between requests, moves the context's own costs
+    off the request's path: it frees the last request's context and makes the next one (a new
+    context with the prelude evaluated, used by no earlier request). Without it a request makes
+    its context itself.
+    """
 
     def __init__(self, prelude: str, output: str | None = None) -> None:
         self._prelude = prelude
         self._output = load_output() if output is None else output
+        # The next request's context and the prelude's start function in it.
+        self._next: tuple[engine.Context, engine.Function] | None = None
+        self._spent: engine.Context | None = None
+
+    def prepare(self) -> None:
+        """Free the last request's context and make the next request's (if not made yet)."""
+        self._spent = None
+        if self._next is None:
+            context = self._new_context(_PREPARE_MEMORY, _PREPARE_STACK, _PREPARE_SECONDS)
+            try:
+                start = context.eval(self._prelude)
+            except engine.EngineError:
+                return  # the request makes its own context, and reports the failure
+            self._next = context, start
 
     def handle(self, request: dict[str, Any]) -> dict[str, Any]:
         if request.get("op") == "compile":
             return {"error": self.compile_error(request)}
         return self.run(request)
 
+    def answer(self, request: dict[str, Any]) -> str:
+        """:meth:`handle` as JSON text (a successful run's is the engine's own, not re-encoded)."""
+        if request.get("op") == "compile":
+            return json.dumps({"error": self.compile_error(request)})
+        answer = self._run(request)
+        return answer if isinstance(answer, str) else json.dumps(answer)
+
     def compile_error(self, request: dict[str, Any]) -> str | None:
         """The compile step of a run (``new Function`` in a context with the prelude), no call."""
-        context = self._context(request)
+        context, start = self._context(request)
         source = (
             "(function (command) { try { __arangotasks.compile(command); return null; }"
             " catch (e) { return JSON.stringify(String(e)); } })(" + _js(request["command"]) + ")"
         )
         try:
-            context.eval(self._prelude)
+            if start is None:
+                context.eval(self._prelude)
             text = context.eval(source)
         except engine.EngineError as exc:
             return exc.text.partition("\n")[0] or "InternalError: cannot compile"
         return None if text is None else str(json.loads(text))
 
     def run(self, request: dict[str, Any]) -> dict[str, Any]:
+        answer = self._run(request)
+        return json.loads(answer) if isinstance(answer, str) else answer
+
+    def _run(self, request: dict[str, Any]) -> str | dict[str, Any]:
+        """The answer to a run: JSON text when it succeeded, else a dict."""
         timeout = float(request["timeout"])
         memory = int(request["memory"])
         deadline = time.process_time() + timeout
-        context = self._context(request)
-        params = request.get("params")
-        start = "__arangotasks.start({}, {}, {})".format(
-            _js(request["command"]),
-            "undefined" if params is None else _js(params),
-            int(request["output"]),
-        )
+        context, start = self._context(request)
+        command: str = request["command"]
+        params: str | None = request.get("params")
         try:
-            context.eval(self._prelude)
-            context.eval(start)
+            if start is None:
+                start = context.eval(self._prelude)
+            if engine.passable(command) and (params is None or engine.passable(params)):
+                # A float: the binding hands a Python int over as a 32-bit integer.
+                finish = start(command, params, float(request["output"]))
+            else:  # through JSON literals, which carry lone surrogates
+                finish = context.eval(
+                    f"__arangotasks.start({_js(command)}, "
+                    f"{'undefined' if params is None else _js(params)}, {int(request['output'])})"
+                )
             # The engine's CPU clock restarts with every call: hand each call what is left.
             while True:
                 remaining = deadline - time.process_time()
@@ -104,29 +148,41 @@ class Runner:
                 context.set_time_limit(remaining)
                 if not context.run_pending_job():
                     break
-            answer: dict[str, Any] = json.loads(context.eval("__arangotasks.finish()"))
+            text: str = finish()
+            if text.startswith('{"ok":true,'):
+                return text
+            answer: dict[str, Any] = json.loads(text)
         except engine.EngineError as exc:
             name, message, stack = engine.split_error_text(exc.text)
             error = {"type": ErrorType.EXCEPTION, "name": name, "message": message, "stack": stack}
             answer = {"ok": False, "error": error, **_salvage_output(context, memory)}
-        if answer.get("error") is not None:
-            raw = answer["error"]
-            answer["error"] = engine.classify_error(
-                raw["name"],
-                raw["message"],
-                raw["stack"],
-                memory_bytes=memory,
-                timeout=timeout,
-                default=ErrorType(raw["type"]),
-            )
+        raw = answer["error"]
+        answer["error"] = engine.classify_error(
+            raw["name"],
+            raw["message"],
+            raw["stack"],
+            memory_bytes=memory,
+            timeout=timeout,
+            default=ErrorType(raw["type"]),
+        )
         return answer
 
-    def _context(self, request: dict[str, Any]) -> engine.Context:
-        context = engine.Context(
-            memory_bytes=int(request["memory"]),
-            stack_bytes=int(request["stack"]),
-            time_limit=float(request["timeout"]),
-        )
+    def _context(self, request: dict[str, Any]) -> tuple[engine.Context, engine.Function | None]:
+        """The request's context under its limits, and its start function when the prelude
+        is evaluated already."""
+        memory, stack, timeout = int(request["memory"]), int(request["stack"]), request["timeout"]
+        prepared, self._next = self._next, None
+        if prepared is None:
+            self._spent = None  # the last request's, when no prepare() came between
+            context, start = self._new_context(memory, stack, float(timeout)), None
+        else:
+            context, start = prepared
+            context.set_limits(memory_bytes=memory, stack_bytes=stack, time_limit=float(timeout))
+        self._spent = context  # freed by the next prepare(), after the answer went out
+        return context, start
+
+    def _new_context(self, memory: int, stack: int, timeout: float) -> engine.Context:
+        context = engine.Context(memory_bytes=memory, stack_bytes=stack, time_limit=timeout)
         context.set_global(_OUTPUT_GLOBAL, self._output)
         return context
 
@@ -158,13 +214,18 @@ def serve(runner: Runner, requests: BinaryIO, answers: BinaryIO) -> None:
     """Answer each request line until end of input."""
     for line in requests:
         try:
-            answer = runner.handle(json.loads(line))
+            text = runner.answer(json.loads(line))
         except Exception as exc:  # a bug here must not end the worker: report it as the answer
             log.exception("sandbox worker: request failed")
             error = {"type": ErrorType.CRASH, "name": "WorkerError", "message": repr(exc)}
             answer = {"ok": False, "output": [], "truncated": False, "error": error | {"stack": ""}}
-        answers.write(json.dumps(answer).encode() + b"\n")
+            text = json.dumps(answer)
+        answers.write(text.encode() + b"\n")
         answers.flush()
+        try:
+            runner.prepare()
+        except Exception:  # the next request makes its own context (and meets the problem)
+            log.exception("sandbox worker: preparing the next context failed")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -178,12 +239,17 @@ def main(argv: list[str] | None = None) -> int:
     answers = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     runner = Runner(load_prelude())
-    # One compile before "ready": the prelude evaluates and the engine works.
+    # A compile and a run before "ready": the prelude and prelude_output.js evaluate, and the
+    # engine works within this worker's address space.
     broken = runner.compile_error(
         {"command": "", "timeout": 1.0, "memory": 1 << 24, "stack": 1 << 20}
     )
     if broken is not None:
         raise SystemExit(f"sandbox worker: the engine cannot run the prelude: {broken}")
+    checked = runner.run(_CHECK_RUN)
+    if checked != _CHECK_ANSWER:
+        raise SystemExit(f"sandbox worker: the engine cannot run a command: {checked}")
+    runner.prepare()
     answers.write(json.dumps({"ready": True, "pid": os.getpid()}).encode() + b"\n")
     answers.flush()
     serve(runner, sys.stdin.buffer, answers)
