@@ -1,0 +1,1 @@
+"""Benchmarks of arangotasks against real server processes: ``python -m bench.run``."""
