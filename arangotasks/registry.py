@@ -301,9 +301,12 @@ class Registry:
                 run.finished_at = time.time()
                 self._finished(run)
                 return
-            run.status = RunStatus.PROCESSING
-            run.started_at = time.time()
-            self.history.touch(run)
+
+            def started() -> None:  # a worker took the run: its wait for one is not its time
+                run.status = RunStatus.PROCESSING
+                run.started_at = time.time()
+                self.history.touch(run)
+
             limits = self._default_limits
             if task.timeout is not None:
                 limits = Limits(
@@ -311,7 +314,7 @@ class Registry:
                 )
             try:
                 outcome = await self.sandbox.run(
-                    task.command, task.params_json, limits, label=task.id
+                    task.command, task.params_json, limits, label=task.id, on_start=started
                 )
             except Exception as exc:  # a broken sandbox must not stop a periodic task
                 log.exception("task %s: sandbox failure", task.id)
@@ -325,6 +328,8 @@ class Registry:
                     },
                 )
             run.finished_at = time.time()
+            if run.started_at is None:  # it failed before a worker took it
+                run.started_at = run.finished_at
             outcome = _readable(outcome)
             run.status = RunStatus.SUCCEEDED if outcome.ok else RunStatus.FAILED
             run.result_json = outcome.result_json

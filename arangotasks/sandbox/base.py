@@ -1,5 +1,6 @@
 """The sandbox interface: compile-check and run task JavaScript somewhere safe."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -34,10 +35,12 @@ class Sandbox(Protocol):
         limits: Limits | None = None,
         *,
         label: str = "",
+        on_start: Callable[[], None] | None = None,
     ) -> RunOutcome:
         """Run the raw ``command`` as a function body with ``params`` in scope.
 
         :param params_json: JSON text of params, ``None`` when absent (``params`` is ``undefined``).
         :param limits: bounds of this run; the sandbox's defaults when ``None``.
         :param label: shown in log lines (the task id).
+        :param on_start: called once a worker takes the run (its wait for a free worker ends).
         """

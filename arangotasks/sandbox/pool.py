@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -192,12 +193,13 @@ class QuickJSSandbox:
         limits: Limits | None = None,
         *,
         label: str = "",
+        on_start: Callable[[], None] | None = None,
     ) -> RunOutcome:
         limits = limits or self.limits
         request = {"op": "run", "command": command, "params": params_json}
         request.update(_limit_fields(limits))
         try:
-            answer = await self._call(request, limits)
+            answer = await self._call(request, limits, on_start)
         except _Gone as gone:
             log.warning("task %s: %s", label or "-", gone)
             return RunOutcome(ok=False, error=gone.error)
@@ -213,10 +215,17 @@ class QuickJSSandbox:
                 js_log.info("[task %s] %s", label or "-", line)
         return outcome
 
-    async def _call(self, request: dict[str, Any], limits: Limits) -> dict[str, Any]:
+    async def _call(
+        self,
+        request: dict[str, Any],
+        limits: Limits,
+        on_start: Callable[[], None] | None = None,
+    ) -> dict[str, Any]:
         """One request on an idle worker; :class:`_Gone` when it gives no answer. A worker
         that gave none is replaced in the background."""
         worker = await self._acquire()
+        if on_start is not None:
+            on_start()
         # Generous: on a loaded machine a worker may get far less CPU than wall-clock time.
         deadline = limits.timeout * 2 + 3
         try:

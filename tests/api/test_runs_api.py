@@ -233,3 +233,19 @@ async def test_runs_under_db_prefix(client):
     assert via_prefix["total"] == 1
     body = json.dumps(via_prefix)
     assert "testdb" in body
+
+
+async def test_started_at_is_when_a_worker_took_the_run(make_client):
+    client = await make_client(workers=1)
+    slow = "const end = Date.now() + 300; while (Date.now() < end) {} return 'slow';"
+    await create(client, id="slow", command=slow, period=3600, offset=3600)
+    await create(client, id="quick", period=3600, offset=3600)
+    assert (await client.post("/_api/tasks/slow/run", headers=ROOT)).status == 202
+    assert (await client.post("/_api/tasks/quick/run", headers=ROOT)).status == 202
+    page = await wait_runs(client, "taskIds=slow,quick", 2)
+    got = {run["taskId"]: run for run in page["results"]}
+    at = {key: datetime.fromisoformat(value) for key, value in got["quick"].items() if "At" in key}
+    slow_finished = datetime.fromisoformat(got["slow"]["finishedAt"])
+    # quick waited for the only worker: queued before slow finished, started after it.
+    assert at["enqueuedAt"] < slow_finished <= at["startedAt"] <= at["finishedAt"]
+    assert float(got["quick"]["duration"][2:-1]) < 0.25
