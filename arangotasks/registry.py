@@ -12,6 +12,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 
 from arangotasks.auth import Principal
+from arangotasks.batching import GroupWriter
 from arangotasks.config import Misfire, Settings
 from arangotasks.errors import ArangoError, DuplicateTaskError, ErrorCode, StoreUnavailableError
 from arangotasks.history import History
@@ -64,6 +65,11 @@ class Registry:
         self._run_locks: dict[str, asyncio.Lock] = {}
         self._write_locks: dict[str, asyncio.Lock] = {}
         self._active: set[asyncio.Task[None]] = set()
+        # Timed tasks fire in bursts: their "fired" marks and deletions are group-committed.
+        self._mark_fired = GroupWriter[str](
+            lambda ids: store.set_next_runs([(task_id, None) for task_id in ids])
+        )
+        self._delete_fired = GroupWriter[str](store.delete_tasks)
         self._last_tick = 0
         self._default_limits = settings.limits()
         # Called with every finished (or canceled) run; used by tests and future push APIs.
@@ -94,6 +100,8 @@ class Registry:
         await self.sandbox.close()
         if self._active:
             await asyncio.wait(set(self._active), timeout=SHUTDOWN_GRACE)
+        await self._mark_fired.wait_idle()
+        await self._delete_fired.wait_idle()
         await self.history.close()
         await self.store.close()
 
@@ -226,7 +234,7 @@ class Registry:
             if self._tasks.get(task.id) is not task:
                 return
             try:
-                await self.store.delete_task(task.id)
+                await self._delete_fired.submit(task.id)
             except StoreUnavailableError as exc:
                 # It is marked fired in the store, so the next start drops it anyway.
                 log.warning("task %s: could not delete after its run: %s", task.id, exc)
@@ -258,7 +266,7 @@ class Registry:
         if task.period_ms is None:
             # Written before the run starts, so that a timed task never runs twice (§1.6).
             try:
-                await self.store.set_next_runs([(task.id, None)])
+                await self._mark_fired.submit(task.id)
             except StoreUnavailableError as exc:
                 log.warning("task %s: store unavailable, run postponed: %s", task.id, exc)
                 self._schedule(task, time.time() + MARK_FIRED_RETRY)

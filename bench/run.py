@@ -21,7 +21,15 @@ from typing import Any
 
 from bench.common import BenchContext, Outcome, Row
 
-BENCHMARKS = ("sandbox_cost", "throughput", "precision", "api_load", "scale", "isolation")
+BENCHMARKS = (
+    "sandbox_cost",
+    "throughput",
+    "precision",
+    "first_runs",
+    "api_load",
+    "scale",
+    "isolation",
+)
 RESULTS = Path(__file__).resolve().parent / "results.json"
 
 

@@ -21,6 +21,9 @@ class TaskStore(Protocol):
     async def delete_task(self, task_id: str) -> bool:
         """Remove a task (its runs stay); return whether it existed."""
 
+    async def delete_tasks(self, task_ids: Sequence[str]) -> None:
+        """Remove several tasks in one transaction (missing ids ignored)."""
+
     async def load_tasks(self) -> list[Task]:
         """Every stored task, in creation order."""
 

@@ -244,6 +244,11 @@ class SQLStore(ABC):
         result = await self._one(Stmt("DELETE FROM tasks WHERE id = ?", (task_id,)), write=True)
         return result.rowcount > 0
 
+    async def delete_tasks(self, task_ids: Sequence[str]) -> None:
+        if task_ids:
+            rows = [(task_id,) for task_id in task_ids]
+            await self._execute([Stmt("DELETE FROM tasks WHERE id = ?", many=rows)], write=True)
+
     async def load_tasks(self) -> list[Task]:
         sql = f"SELECT {', '.join(TASK_COLUMNS)} FROM tasks ORDER BY seq"
         result = await self._one(Stmt(sql, fetch=True), write=False)

@@ -118,6 +118,14 @@ async def test_delete_task_and_creation_order(store: SQLStore) -> None:
     assert [t.id for t in await store.load_tasks()] == ["c", "b", "a", "d"]
 
 
+async def test_delete_tasks_in_one_call(store: SQLStore) -> None:
+    for id_ in ["a", "b", "c", "d"]:
+        await store.insert_task(task(id_))
+    await store.delete_tasks(["b", "missing", "d"])
+    await store.delete_tasks([])
+    assert [t.id for t in await store.load_tasks()] == ["a", "c"]
+
+
 async def test_set_next_runs(store: SQLStore) -> None:
     await store.insert_task(task("a", next_run_at=10.0))
     await store.insert_task(task("b", next_run_at=20.0))
