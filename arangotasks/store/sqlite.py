@@ -1,6 +1,8 @@
 """The SQLite store: stdlib sqlite3 on one dedicated thread."""
 
 import asyncio
+import contextlib
+import logging
 import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -11,6 +13,9 @@ from arangotasks.errors import StoreUnavailableError
 from arangotasks.store.schema import SQLITE, Result, SQLStore, Stmt
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
+# The writer's own checkpoints only when the background ones fall this far behind (pages).
+_BACKSTOP_CHECKPOINT_PAGES = 10_000
 
 
 class SQLiteStore(SQLStore):
@@ -20,16 +25,27 @@ class SQLiteStore(SQLStore):
     makes the database unusable (read-only, disk full, I/O error, locked) the connection is
     closed and the next call opens a new one, so the store recovers once the fault clears.
 
+    WAL checkpoints (which copy the log into the file and fsync it, milliseconds each) run on a
+    second thread with its own connection every ``checkpoint_interval`` seconds, so that a
+    commit never waits for one; SQLite's checkpoints in the committing call are a backstop.
+
     :param path: the database file; its directory is created when missing.
     :param busy_timeout: seconds to wait for a lock held by another connection.
+    :param checkpoint_interval: seconds between background checkpoints; 0 leaves them to SQLite.
     """
 
-    def __init__(self, path: str | Path, *, busy_timeout: float = 5.0):
+    def __init__(
+        self, path: str | Path, *, busy_timeout: float = 5.0, checkpoint_interval: float = 1.0
+    ):
         super().__init__(SQLITE)
         self.path = Path(path)
         self._busy_timeout = busy_timeout
+        self._checkpoint_interval = checkpoint_interval
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None  # touched only on the worker thread
+        self._checkpointer: ThreadPoolExecutor | None = None
+        self._checkpoint_conn: sqlite3.Connection | None = None  # only on the checkpointer
+        self._checkpoint_loop: asyncio.Task[None] | None = None
         # Test hook (see _set_read_only): open new connections with mode=ro. Root ignores file
         # modes, so this is how tests get the SQLITE_READONLY a non-writable file gives others.
         self._read_only = False
@@ -38,8 +54,23 @@ class SQLiteStore(SQLStore):
         if self._executor is None:
             self._executor = ThreadPoolExecutor(1, thread_name_prefix="arangotasks-sqlite")
         await self._execute(self._schema(), write=True)
+        if self._checkpoint_interval > 0 and self._checkpoint_loop is None:
+            self._checkpointer = ThreadPoolExecutor(1, thread_name_prefix="arangotasks-ckpt")
+            self._checkpoint_loop = asyncio.create_task(self._checkpoints(self._checkpointer))
 
     async def close(self) -> None:
+        loop_task, self._checkpoint_loop = self._checkpoint_loop, None
+        checkpointer, self._checkpointer = self._checkpointer, None
+        if loop_task is not None and checkpointer is not None:
+            loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await loop_task
+            try:
+                await asyncio.get_running_loop().run_in_executor(
+                    checkpointer, self._end_checkpoints
+                )
+            finally:
+                checkpointer.shutdown(wait=True)
         executor, self._executor = self._executor, None
         if executor is None:
             return
@@ -48,6 +79,35 @@ class SQLiteStore(SQLStore):
         finally:
             # The close job was the last one queued, so this does not block.
             executor.shutdown(wait=True)
+
+    async def _checkpoints(self, checkpointer: ThreadPoolExecutor) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self._checkpoint_interval)
+            await loop.run_in_executor(checkpointer, self._checkpoint)
+
+    # --- on the checkpointer thread --------------------------------------------------------
+    def _checkpoint(self) -> None:
+        """A PASSIVE checkpoint: copies what no reader needs, never blocks the writer."""
+        if self._read_only:
+            self._end_checkpoints()
+            return
+        try:
+            if self._checkpoint_conn is None:
+                if not self.path.exists():
+                    return
+                self._checkpoint_conn = sqlite3.connect(self.path, isolation_level=None)
+            self._checkpoint_conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except sqlite3.Error as exc:
+            # A full disk or a read-only file: the writer reports those; try again later.
+            log.debug("background checkpoint failed: %s", exc)
+            self._end_checkpoints()
+
+    def _end_checkpoints(self) -> None:
+        conn, self._checkpoint_conn = self._checkpoint_conn, None
+        if conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
 
     async def _set_read_only(self, read_only: bool) -> None:
         """Test hook: as if the file became read-only (and the store reconnected), or writable.
@@ -86,6 +146,8 @@ class SQLiteStore(SQLStore):
                 conn.execute("PRAGMA journal_mode = WAL")
             # With WAL, NORMAL loses nothing on a process crash, only possibly on power loss.
             conn.execute("PRAGMA synchronous = NORMAL")
+            if self._checkpoint_interval > 0:
+                conn.execute(f"PRAGMA wal_autocheckpoint = {_BACKSTOP_CHECKPOINT_PAGES}")
         except sqlite3.Error as exc:
             conn.close()
             raise StoreUnavailableError(f"cannot open {self.path}: {exc}") from exc
