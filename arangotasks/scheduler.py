@@ -34,6 +34,43 @@ class _Call(functools.partial[Awaitable[None]]):
     __signature__ = inspect.Signature()
 
 
+class _Scheduler(AsyncIOScheduler):  # type: ignore[misc]  # APScheduler is untyped
+    """AsyncIOScheduler whose wake-up after ``add_job`` costs nothing when its timer already
+    fires in time for the new job. The stock one processes every job store and goes through
+    ``call_soon_threadsafe`` (a self-pipe write) on every add: with a job re-added per run,
+    that was the scheduler's largest cost. Jobs are only ever added on the loop's thread here.
+    """
+
+    _wakeup_queued = False
+
+    def wakeup(self) -> None:
+        if self._wakeup_queued or self._eventloop is None:
+            return
+        timer = self._timeout
+        if timer is not None and not timer.cancelled():
+            with self._jobstores_lock:
+                times = [store.get_next_run_time() for store in self._jobstores.values()]
+            earliest = min((t for t in times if t is not None), default=None)
+            if earliest is not None:
+                due_in = earliest.timestamp() - time.time()
+                if timer.when() <= self._eventloop.time() + due_in:
+                    return  # the pending timer comes first and reschedules itself
+        self._wakeup_queued = True
+        self._eventloop.call_soon(self._wakeup_now)
+
+    def _wakeup_now(self) -> None:
+        self._wakeup_queued = False
+        if self._eventloop is None:  # shut down meanwhile
+            return
+        self._stop_timer()
+        self._start_timer(self._process_jobs())
+
+    def _start_timer(self, wait_seconds: float | None) -> None:
+        self._stop_timer()
+        if wait_seconds is not None:
+            self._timeout = self._eventloop.call_later(wait_seconds, self._wakeup_now)
+
+
 class JobScheduler:
     """One pending fire time per key (a task id)."""
 
@@ -46,7 +83,7 @@ class JobScheduler:
         self._parked: dict[str, int] = {}
         self._seq = itertools.count()
         self._sweeper: asyncio.Task[None] | None = None
-        self._aps = AsyncIOScheduler(
+        self._aps = _Scheduler(
             timezone=UTC,
             job_defaults={
                 # Late is better than never: a busy loop must not silently drop runs.

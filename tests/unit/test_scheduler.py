@@ -53,3 +53,18 @@ async def test_cancel_and_reschedule_parked(scheduler):
     await asyncio.sleep(0.7)  # past the cancelled fire time: nothing else may fire
     assert fired.empty()
     assert scheduler.pending() == 0
+
+
+async def test_a_job_due_before_the_pending_timer_moves_it_earlier(scheduler):
+    fired: asyncio.Queue = asyncio.Queue()
+    now = time.time()
+    scheduler.schedule("later", now + 0.25, recorder(fired, "later"))
+    await asyncio.sleep(0.02)  # the timer is now set for "later"
+    scheduler.schedule("sooner", now + 0.06, recorder(fired, "sooner"))
+    scheduler.schedule("last", now + 0.28, recorder(fired, "last"))  # the timer need not move
+    async with asyncio.timeout(3):
+        got = [await fired.get() for _ in range(3)]
+    assert [key for key, _ in got] == ["sooner", "later", "last"]
+    assert got[0][1] < now + 0.2  # it did not wait for the earlier timer
+    for (key, at), due in zip(got, (0.06, 0.25, 0.28), strict=True):
+        assert at >= now + due, key
