@@ -1,31 +1,33 @@
 """Group commit: concurrent small writes to the store coalesced into one transaction each."""
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
-class GroupWriter(Generic[T]):
+class GroupWriter(Generic[T, R]):
     """Writes items in batches: an item submitted while a batch is being written goes into
     the next one. An idle writer adds no delay; a busy one turns N commits into about two.
 
-    ``submit`` returns once its batch is committed and raises what the batch's write raised, so
-    each caller keeps the guarantee a write of its own would give.
+    ``write`` commits a batch in one transaction and returns one result per item. ``submit``
+    returns its item's result once the batch is committed and raises what the batch's write
+    raised, so each caller keeps the guarantee a write of its own would give.
     """
 
-    def __init__(self, write: Callable[[list[T]], Awaitable[object]]) -> None:
+    def __init__(self, write: Callable[[list[T]], Awaitable[Sequence[R]]]) -> None:
         self._write = write
-        self._pending: list[tuple[T, asyncio.Future[None]]] = []
+        self._pending: list[tuple[T, asyncio.Future[R]]] = []
         self._writer: asyncio.Task[None] | None = None
 
-    async def submit(self, item: T) -> None:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    async def submit(self, item: T) -> R:
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._pending.append((item, future))
         if self._writer is None:
             self._writer = asyncio.create_task(self._drain(), name="group-writer")
-        await future
+        return await future
 
     async def wait_idle(self) -> None:
         """Until every submitted item is written (or failed)."""
@@ -37,7 +39,7 @@ class GroupWriter(Generic[T]):
             while self._pending:
                 batch, self._pending = self._pending, []
                 try:
-                    await self._write([item for item, _ in batch])
+                    results = await self._write([item for item, _ in batch])
                 except Exception as exc:
                     for _, future in batch:
                         if not future.done():
@@ -48,8 +50,8 @@ class GroupWriter(Generic[T]):
                     self._pending = []
                     raise
                 else:
-                    for _, future in batch:
+                    for (_, future), result in zip(batch, results, strict=True):
                         if not future.done():
-                            future.set_result(None)
+                            future.set_result(result)
         finally:
             self._writer = None

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from arangotasks.auth import Principal
 from arangotasks.batching import GroupWriter
 from arangotasks.config import Misfire, Settings
-from arangotasks.errors import ArangoError, DuplicateTaskError, ErrorCode, StoreUnavailableError
+from arangotasks.errors import ArangoError, ErrorCode, StoreUnavailableError
 from arangotasks.history import History
 from arangotasks.models import ErrorType, Run, RunOutcome, RunStatus, RunTrigger, Task, dumps
 from arangotasks.sandbox.base import Limits, Sandbox
@@ -65,11 +65,11 @@ class Registry:
         self._run_locks: dict[str, asyncio.Lock] = {}
         self._write_locks: dict[str, asyncio.Lock] = {}
         self._active: set[asyncio.Task[None]] = set()
-        # Timed tasks fire in bursts: their "fired" marks and deletions are group-committed.
-        self._mark_fired = GroupWriter[str](
-            lambda ids: store.set_next_runs([(task_id, None) for task_id in ids])
-        )
-        self._delete_fired = GroupWriter[str](store.delete_tasks)
+        # Concurrent creates, and timed tasks' "fired" marks and deletions (they fire in
+        # bursts), are group-committed: one transaction for all that arrive during the last.
+        self._inserts = GroupWriter[Task, bool](store.insert_tasks)
+        self._mark_fired = GroupWriter[str, None](self._write_fired_marks)
+        self._delete_fired = GroupWriter[str, None](self._write_fired_deletes)
         self._last_tick = 0
         self._default_limits = settings.limits()
         # Called with every finished (or canceled) run; used by tests and future push APIs.
@@ -100,8 +100,8 @@ class Registry:
         await self.sandbox.close()
         if self._active:
             await asyncio.wait(set(self._active), timeout=SHUTDOWN_GRACE)
-        await self._mark_fired.wait_idle()
-        await self._delete_fired.wait_idle()
+        for writer in (self._inserts, self._mark_fired, self._delete_fired):
+            await writer.wait_idle()
         await self.history.close()
         await self.store.close()
 
@@ -198,16 +198,22 @@ class Registry:
                 next_run_at=first,
             )
             async with self._write_lock(task_id):
-                try:
-                    await self.store.insert_task(task)
-                except DuplicateTaskError:
+                if not await self._inserts.submit(task):
                     if spec.id is not None:
-                        raise ArangoError(ErrorCode.TASK_DUPLICATE_ID) from None
+                        raise ArangoError(ErrorCode.TASK_DUPLICATE_ID)
                     continue  # a client chose an id that equals our tick: take the next one
                 self._tasks[task_id] = task
                 self._schedule(task, first)
             return task
         raise ArangoError(ErrorCode.INTERNAL, "could not allocate a task id")
+
+    async def _write_fired_marks(self, task_ids: list[str]) -> list[None]:
+        await self.store.set_next_runs([(task_id, None) for task_id in task_ids])
+        return [None] * len(task_ids)
+
+    async def _write_fired_deletes(self, task_ids: list[str]) -> list[None]:
+        await self.store.delete_tasks(task_ids)
+        return [None] * len(task_ids)
 
     async def delete(self, task_id: str, principal: Principal) -> None:
         """Unregister a task: no future runs; a run in progress finishes (§1.5)."""

@@ -18,6 +18,10 @@ class TaskStore(Protocol):
     async def insert_task(self, task: Task) -> None:
         """Persist a new task; raise ``DuplicateTaskError`` if its id exists."""
 
+    async def insert_tasks(self, tasks: Sequence[Task]) -> list[bool]:
+        """Persist new tasks in one transaction; per task, ``False`` when its id existed (that
+        task is not stored, the others are)."""
+
     async def delete_task(self, task_id: str) -> bool:
         """Remove a task (its runs stay); return whether it existed."""
 

@@ -240,6 +240,12 @@ class SQLStore(ABC):
         if result.rowcount == 0:
             raise DuplicateTaskError(task.id)
 
+    async def insert_tasks(self, tasks: Sequence[Task]) -> list[bool]:
+        if not tasks:
+            return []
+        stmts = [Stmt(self._insert_task, task_to_row(task)) for task in tasks]
+        return [result.rowcount > 0 for result in await self._execute(stmts, write=True)]
+
     async def delete_task(self, task_id: str) -> bool:
         result = await self._one(Stmt("DELETE FROM tasks WHERE id = ?", (task_id,)), write=True)
         return result.rowcount > 0

@@ -118,6 +118,21 @@ async def test_delete_task_and_creation_order(store: SQLStore) -> None:
     assert [t.id for t in await store.load_tasks()] == ["c", "b", "a", "d"]
 
 
+async def test_insert_tasks_in_one_call_reports_duplicates_per_task(store: SQLStore) -> None:
+    await store.insert_task(task("b", name="first"))
+    assert await store.insert_tasks([task("a"), task("b", name="second"), task("c")]) == [
+        True,
+        False,
+        True,
+    ]
+    assert await store.insert_tasks([]) == []
+    assert [(t.id, t.name) for t in await store.load_tasks()] == [
+        ("b", "first"),
+        ("a", "name a"),
+        ("c", "name c"),
+    ]
+
+
 async def test_delete_tasks_in_one_call(store: SQLStore) -> None:
     for id_ in ["a", "b", "c", "d"]:
         await store.insert_task(task(id_))
