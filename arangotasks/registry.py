@@ -36,7 +36,9 @@ def _now_us() -> float:
 def _readable(outcome: RunOutcome) -> RunOutcome:
     """A result the engine could serialise but Python cannot read back (nested deeper than its
     recursion limit) would break every page of the runs API: record it as a failed run."""
-    if outcome.result_json is None:
+    # Nesting needs two characters a level: a short text cannot reach the limit (~1,000), and
+    # most results are short, so they skip the second parse on the run path.
+    if outcome.result_json is None or len(outcome.result_json) < 1000:
         return outcome
     try:
         json.loads(outcome.result_json)

@@ -90,13 +90,9 @@ class Runner:
                 return  # the request makes its own context, and reports the failure
             self._next = context, start
 
-    def handle(self, request: dict[str, Any]) -> dict[str, Any]:
-        if request.get("op") == "compile":
-            return {"error": self.compile_error(request)}
-        return self.run(request)
-
     def answer(self, request: dict[str, Any]) -> str:
-        """:meth:`handle` as JSON text (a successful run's is the engine's own, not re-encoded)."""
+        """The answer to a compile or run request as JSON text (a successful run's is the
+        engine's own, not re-encoded)."""
         if request.get("op") == "compile":
             return json.dumps({"error": self.compile_error(request)})
         answer = self._run(request)
