@@ -6,9 +6,11 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from arangotasks import api
+from arangotasks.api.metrics import http_metrics_middleware
 from arangotasks.api.middleware import auth_middleware, error_middleware
 from arangotasks.config import AccessConfig, Settings, load_access
-from arangotasks.keys import ACCESS, REGISTRY, SETTINGS
+from arangotasks.keys import ACCESS, METRICS, REGISTRY, SETTINGS
+from arangotasks.metrics import Metrics, counting
 from arangotasks.registry import Registry
 from arangotasks.sandbox import QuickJSSandbox
 from arangotasks.sandbox.base import Sandbox
@@ -30,7 +32,7 @@ def create_app(
     :param store: a store that is not opened yet.
     """
     app = web.Application(
-        middlewares=[error_middleware, auth_middleware],
+        middlewares=[http_metrics_middleware, error_middleware, auth_middleware],
         client_max_size=int(settings.max_body_mb * 1024 * 1024),
     )
     app[SETTINGS] = settings
@@ -43,7 +45,9 @@ def create_app(
         )
     if store is None:
         store = open_store(settings.store, settings.data_dir)
+    store, store_counter = counting(store)
     app[REGISTRY] = Registry(store, sandbox, settings)
+    app[METRICS] = Metrics(app[REGISTRY], store_errors=lambda: store_counter.errors)
     app.cleanup_ctx.append(_registry_ctx)
     app.add_routes(api.routes())
     return app

@@ -16,6 +16,7 @@ from arangotasks import __version__
 from arangotasks.api.protocol import ArangoAppRunner
 from arangotasks.app import create_app
 from arangotasks.config import Settings
+from arangotasks.logs import access_log_options, configure_logging
 
 log = logging.getLogger("arangotasks")
 
@@ -57,7 +58,7 @@ def _redact(url: str) -> str:
 
 async def _serve(settings: Settings) -> None:
     app = create_app(settings)
-    runner = ArangoAppRunner(app, access_log=None, handle_signals=False)
+    runner = ArangoAppRunner(app, handle_signals=False, **access_log_options(settings))
     await runner.setup()  # opens the store, starts the workers, loads the tasks
     try:
         site = web.TCPSite(runner, settings.host, settings.port)
@@ -90,10 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValidationError as exc:
         print(f"arangotasks: invalid setting: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(settings)
     try:
         asyncio.run(_serve(settings))
     except ValueError as exc:  # a bad config file or store URL

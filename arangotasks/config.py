@@ -26,6 +26,11 @@ class Misfire(StrEnum):
     SKIP = "skip"  # record the missed run as canceled and wait for the next slot
 
 
+class LogFormat(StrEnum):
+    TEXT = "text"
+    JSON = "json"  # one JSON object per line
+
+
 class Settings(BaseSettings):
     """Every option of the service; each is also ``ARANGOTASKS_<NAME>`` in the environment."""
 
@@ -68,6 +73,17 @@ class Settings(BaseSettings):
 
     # HTTP
     max_body_mb: float = Field(default=8.0, gt=0)
+
+    # Operations: metrics, logs, failure notifications
+    metrics_token: str | None = None  # bearer token that may read /_admin/metrics (scrapers)
+    log_format: LogFormat = LogFormat.TEXT
+    access_log: bool = False  # one line per HTTP request (logger arangotasks.access)
+    webhook_url: str | None = None  # server-wide failure notifications (the operator's URL)
+    webhook_secret: str | None = None  # HMAC-SHA256 key of X-Arangotasks-Signature
+    webhook_timeout: float = Field(default=10.0, gt=0)  # seconds per delivery attempt
+    webhook_attempts: int = Field(default=6, ge=1)  # deliveries tried before giving up
+    webhook_backoff: float = Field(default=1.0, gt=0)  # first retry delay; doubles each time
+    webhook_queue: int = Field(default=1000, ge=1)  # pending notifications; beyond: dropped
 
     def limits(self, timeout: float | None = None) -> Limits:
         return Limits(

@@ -4,11 +4,13 @@ from aiohttp import web
 
 from arangotasks.auth import Principal
 from arangotasks.config import AccessConfig, Settings
+from arangotasks.metrics import Metrics
 from arangotasks.registry import Registry
 
 SETTINGS = web.AppKey("settings", Settings)
 ACCESS = web.AppKey("access", AccessConfig)
 REGISTRY = web.AppKey("registry", Registry)
+METRICS = web.AppKey("metrics", Metrics)
 
 # Per-request values set by the auth middleware.
 PRINCIPAL_KEY = web.RequestKey("principal", Principal)

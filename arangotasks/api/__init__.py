@@ -4,7 +4,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from arangotasks.api import openapi, runs, server, tasks
+from arangotasks.api import metrics, openapi, runs, server, tasks
 
 DB_PREFIX = "/_db/{database}"
 
@@ -26,4 +26,6 @@ def routes() -> list[web.RouteDef]:
     table += _both("GET", "/_api/runs", runs.runs_handler)
     table += _both("GET", "/_api/runs/{uid}", runs.runs_handler)
     table += _both("GET", "/_api/openapi.json", openapi.openapi_spec)
+    for path in ("/_admin/metrics", "/_admin/metrics/v2"):
+        table += _both("GET", path, metrics.metrics_handler)
     return table

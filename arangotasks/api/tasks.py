@@ -1,5 +1,6 @@
 """``/_api/tasks``: ArangoDB's prefix handler (§1.3-1.5) plus our run extensions."""
 
+import logging
 from typing import Any
 
 from aiohttp import web
@@ -13,6 +14,20 @@ from arangotasks.registry import Registry
 from arangotasks.validation import parse_json_body, parse_task_body
 
 PREFIX = "/_api/tasks"
+
+log = logging.getLogger(__name__)
+
+
+def _log_change(what: str, task_id: str, user: str, database: str) -> None:
+    """One INFO line per create and delete; the fields also go to JSON logs as keys."""
+    log.info(
+        "task %s %s by %s in %s",
+        task_id,
+        what,
+        user or "(superuser)",
+        database,
+        extra={"event": f"task.{what}", "task_id": task_id, "user": user, "database": database},
+    )
 
 
 async def _with_details(registry: Registry, tasks: list[Task]) -> list[dict[str, Any]]:
@@ -95,6 +110,7 @@ async def _register(request: web.Request, url_id: str | None) -> web.StreamRespo
     if compile_error is not None:
         raise ArangoError(ErrorCode.BAD_PARAMETER, "cannot compile command")
     task = await registry.create(spec, database_of(request), principal.name)  # steps 14-15
+    _log_change("created", task.id, principal.name, task.database)
     return json_text(registry.api_json(task))
 
 
@@ -132,5 +148,8 @@ async def _delete(request: web.Request) -> web.StreamResponse:
             f"unregister task needs db RW permissions: user '{principal.name}' has "
             f"read-only access to database '{database_of(request)}'",
         )
-    await request.app[REGISTRY].delete(parts[0], principal)
+    registry = request.app[REGISTRY]
+    database = registry.get(parts[0], principal).database
+    await registry.delete(parts[0], principal)
+    _log_change("deleted", parts[0], principal.name, database)
     return json_response({"error": False, "code": 200})

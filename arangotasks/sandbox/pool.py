@@ -9,6 +9,7 @@ import signal
 import sys
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,16 @@ _COMPILE_CACHE_SIZE = 4096
 _CACHED_COMMAND_CHARS = 16 * 1024
 # The folder holding the ``arangotasks`` package, so that workers import this very copy.
 _SOURCE_ROOT = str(Path(__file__).resolve().parents[2])
+
+
+@dataclass(frozen=True, slots=True)
+class PoolStats:
+    """What the worker pool is doing now, and how many workers it had to replace so far."""
+
+    workers: int  # live worker processes
+    busy: int  # workers running a call
+    waiting: int  # calls waiting for a free worker
+    restarts: int  # workers started to replace one that died or was killed
 
 
 class WorkerStartError(RuntimeError):
@@ -124,11 +135,24 @@ class QuickJSSandbox:
         self._replacing: set[asyncio.Task[None]] = set()
         self._closed = False
         self._compiled: OrderedDict[str, str | None] = OrderedDict()  # LRU of compile checks
+        self._waiting = 0  # calls waiting for an idle worker (read by the metrics)
+        self._spawned = 0  # worker processes started, including replacements
 
     @property
     def pids(self) -> list[int]:
         """Process ids of the live workers."""
         return [worker.proc.pid for worker in self._workers if worker.alive]
+
+    def stats(self) -> PoolStats:
+        """Counts for the metrics, read at scrape time (nothing is updated per run for them)."""
+        idle = self._idle.qsize() if self._idle is not None else 0
+        busy = max(0, self.size - idle - len(self._replacing))
+        return PoolStats(
+            workers=len(self.pids),
+            busy=busy,
+            waiting=self._waiting,
+            restarts=max(0, self._spawned - self.size),
+        )
 
     async def start(self) -> None:
         if self._idle is not None:
@@ -256,7 +280,11 @@ class QuickJSSandbox:
     async def _acquire(self) -> _Worker:
         if self._idle is None:
             raise RuntimeError("the sandbox is not started")
-        worker = await self._idle.get()
+        self._waiting += 1
+        try:
+            worker = await self._idle.get()
+        finally:
+            self._waiting -= 1
         if self._closed:
             self._idle.put_nowait(worker)
             raise RuntimeError("the sandbox is closed")
@@ -313,6 +341,7 @@ class QuickJSSandbox:
         )
         worker = _Worker(proc)
         self._workers.add(worker)
+        self._spawned += 1
         try:
             await self._await_ready(worker)
         except BaseException:
