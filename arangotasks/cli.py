@@ -1,4 +1,5 @@
-"""Command line: ``arangotasks serve`` and ``arangotasks run FILE.js``."""
+"""Command line: ``arangotasks serve``, ``arangotasks run FILE.js``, and the client commands
+``arangotasks tasks ...`` and ``arangotasks secrets ...`` (in :mod:`arangotasks.client`)."""
 
 import argparse
 import asyncio
@@ -7,16 +8,14 @@ import re
 import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aiohttp import web
-from pydantic import ValidationError
+from arangotasks import __version__, client
 
-from arangotasks import __version__
-from arangotasks.api.protocol import ArangoAppRunner
-from arangotasks.app import create_app
-from arangotasks.config import Settings
-from arangotasks.logs import access_log_options, configure_logging
+# The server's modules are imported by the commands that need them: the client commands start
+# several times faster without aiohttp, pydantic and the scheduler.
+if TYPE_CHECKING:
+    from arangotasks.config import Settings
 
 log = logging.getLogger("arangotasks")
 
@@ -40,10 +39,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("file", help="JavaScript function body, as a task's command")
     run.add_argument("--params", help="params as JSON (default: absent)")
     run.add_argument("--timeout", type=float, help="time limit in seconds")
+    client.add_parsers(commands)
     return parser
 
 
-def _settings(args: argparse.Namespace) -> Settings:
+def _settings(args: argparse.Namespace) -> "Settings":
+    from arangotasks.config import Settings
+
     overrides: dict[str, Any] = {
         key: value
         for key, value in vars(args).items()
@@ -56,7 +58,13 @@ def _redact(url: str) -> str:
     return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
 
 
-async def _serve(settings: Settings) -> None:
+async def _serve(settings: "Settings") -> None:
+    from aiohttp import web
+
+    from arangotasks.api.protocol import ArangoAppRunner
+    from arangotasks.app import create_app
+    from arangotasks.logs import access_log_options
+
     app = create_app(settings)
     runner = ArangoAppRunner(app, handle_signals=False, **access_log_options(settings))
     await runner.setup()  # opens the store, starts the workers, loads the tasks
@@ -81,11 +89,17 @@ async def _serve(settings: Settings) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command in client.COMMANDS:
+        return client.run(args)
     if args.command == "run":
         from arangotasks.runfile import run_file
 
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
         return run_file(args.file, args.params, args.timeout)
+    from pydantic import ValidationError
+
+    from arangotasks.logs import configure_logging
+
     try:
         settings = _settings(args)
     except ValidationError as exc:
