@@ -8,9 +8,11 @@ from aiohttp import web
 from arangotasks import api
 from arangotasks.api.metrics import http_metrics_middleware
 from arangotasks.api.middleware import auth_middleware, error_middleware
+from arangotasks.api.runs import run_to_api
 from arangotasks.config import AccessConfig, Settings, load_access
 from arangotasks.keys import ACCESS, METRICS, REGISTRY, SETTINGS
 from arangotasks.metrics import Metrics, counting
+from arangotasks.notify import Notifier
 from arangotasks.registry import Registry
 from arangotasks.sandbox import QuickJSSandbox
 from arangotasks.sandbox.base import Sandbox
@@ -48,6 +50,11 @@ def create_app(
     store, store_counter = counting(store)
     app[REGISTRY] = Registry(store, sandbox, settings)
     app[METRICS] = Metrics(app[REGISTRY], store_errors=lambda: store_counter.errors)
+    # Started before the registry and stopped after it: runs that end while it stops notify too.
+    notifier = Notifier(settings, run_to_api)
+    app[REGISTRY].run_listeners.append(notifier.on_run)
+    app[METRICS].extra_counters += notifier.counters()
+    app.cleanup_ctx.append(notifier.lifecycle)
     app.cleanup_ctx.append(_registry_ctx)
     app.add_routes(api.routes())
     return app
