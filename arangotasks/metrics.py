@@ -1,18 +1,25 @@
 """Prometheus metrics of one server: a ``CollectorRegistry`` per app (never the global default).
 
-Run counters and histograms are updated by a run listener of the registry; everything that is a
-state (tasks, workers, queue) is read when a scraper asks, by a custom collector, so that nothing
-is updated per change on the run path.
+Run counters and histograms are plain integers updated by a run listener of the registry;
+everything that is a state (tasks, workers, queue) is read when a scraper asks. One custom
+collector turns both into metric families, and prometheus_client writes the exposition.
 """
 
+import bisect
 import functools
 import inspect
+import itertools
 from collections import Counter as Tally
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol, cast, runtime_checkable
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 from arangotasks.auth import ANONYMOUS_SUPERUSER
@@ -73,6 +80,20 @@ class _StateCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         metrics = self._metrics
+        runs = CounterMetricFamily(
+            "arangotasks_runs", "Finished runs", labels=["status", "database"]
+        )
+        for labels, count in sorted(metrics.runs.items()):
+            runs.add_metric(list(labels), count)
+        yield runs
+        yield metrics.duration.family()
+        yield metrics.lateness.family()
+        requests = CounterMetricFamily(
+            "arangotasks_http_requests", "HTTP requests answered", labels=["method", "status"]
+        )
+        for labels, count in sorted(metrics.requests.items()):
+            requests.add_metric(list(labels), count)
+        yield requests
         tasks = GaugeMetricFamily(
             "arangotasks_tasks", "Registered tasks", labels=["type", "database"]
         )
@@ -109,8 +130,37 @@ class _StateCollector(Collector):
             yield CounterMetricFamily(name, help_text, value=read())
 
 
+class _Histogram:
+    """Bucket counts kept as plain integers: an observation is a bisect and an increment (a
+    prometheus_client ``Histogram`` takes locks, several times the cost on the run path)."""
+
+    def __init__(self, name: str, help_text: str, buckets: tuple[float, ...]) -> None:
+        self.name = name
+        self.help = help_text
+        self.bounds = buckets
+        self.counts = [0] * (len(buckets) + 1)  # the last one is +Inf
+        self.sum = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect.bisect_left(self.bounds, value)] += 1
+        self.sum += value
+
+    def family(self) -> HistogramMetricFamily:
+        cumulative = list(itertools.accumulate(self.counts))
+        bounds = [repr(float(bound)) for bound in self.bounds] + ["+Inf"]  # Go float style
+        return HistogramMetricFamily(
+            self.name,
+            self.help,
+            buckets=list(zip(bounds, cumulative, strict=True)),
+            sum_value=self.sum,
+        )
+
+
 class Metrics:
     """The metrics of one app. ``observe_run`` is a registry run listener.
+
+    Everything is kept in plain integers and exported by one collector at scrape time, so that
+    a run or a request costs a dictionary increment; ``prometheus_client`` writes the format.
 
     :param store_errors: reads the number of failed store calls (from :class:`CountingStore`).
     """
@@ -120,46 +170,33 @@ class Metrics:
         self.store_errors = store_errors
         # (name without _total, help, reader): counters other modules own (e.g. the notifier).
         self.extra_counters: list[tuple[str, str, Callable[[], int]]] = []
-        self.prometheus = CollectorRegistry(auto_describe=True)
-        self._runs = Counter(
-            "arangotasks_runs",
-            "Finished runs",
-            ["status", "database"],
-            registry=self.prometheus,
-        )
-        self._duration = Histogram(
+        self.runs: Tally[tuple[str, str]] = Tally()  # (status, database) -> finished runs
+        self.requests: Tally[tuple[str, str]] = Tally()  # (method, status) -> answers
+        self.duration = _Histogram(
             "arangotasks_run_duration_seconds",
             "Run time in a worker (startedAt to finishedAt)",
-            buckets=DURATION_BUCKETS,
-            registry=self.prometheus,
+            DURATION_BUCKETS,
         )
-        self._lateness = Histogram(
+        self.lateness = _Histogram(
             "arangotasks_run_start_lateness_seconds",
             "Delay from a scheduled run's due time until a worker took it",
-            buckets=LATENESS_BUCKETS,
-            registry=self.prometheus,
+            LATENESS_BUCKETS,
         )
-        self._http = Counter(
-            "arangotasks_http_requests",
-            "HTTP requests answered",
-            ["method", "status"],
-            registry=self.prometheus,
-        )
+        self.prometheus = CollectorRegistry(auto_describe=True)
         self.prometheus.register(_StateCollector(self))
         registry.run_listeners.append(self.observe_run)
 
     def observe_run(self, run: Run) -> None:
-        self._runs.labels(run.status.value, run.database).inc()
+        self.runs[run.status.value, run.database] += 1
         if run.status is RunStatus.CANCELED or run.started_at is None:
             return  # it never ran
         if run.finished_at is not None:
-            self._duration.observe(max(0.0, run.finished_at - run.started_at))
+            self.duration.observe(max(0.0, run.finished_at - run.started_at))
         if run.trigger is RunTrigger.SCHEDULE:
-            self._lateness.observe(max(0.0, run.started_at - run.scheduled_at))
+            self.lateness.observe(max(0.0, run.started_at - run.scheduled_at))
 
     def count_request(self, method: str, status: int) -> None:
-        label = method if method in HTTP_METHODS else "other"
-        self._http.labels(label, str(status)).inc()
+        self.requests[method if method in HTTP_METHODS else "other", str(status)] += 1
 
     def exposition(self) -> bytes:
         """The Prometheus text format of every metric."""

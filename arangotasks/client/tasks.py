@@ -32,7 +32,7 @@ def _command(task: dict[str, Any]) -> str:
 
 
 def _last_status(task: dict[str, Any]) -> Any:
-    if task.get("paused"):
+    if task.get("enabled") is False or task.get("paused"):  # pause sets enabled=false
         return "paused"
     last = task.get("lastRun")
     return last.get("status") if isinstance(last, dict) else None

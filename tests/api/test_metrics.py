@@ -56,6 +56,10 @@ async def test_runs_and_tasks_match_the_runs_api(make_client):
     assert value(samples, runs_total, status="failed", database="_system") == failed
     assert value(samples, "arangotasks_run_duration_seconds_count") == succeeded + failed
     assert value(samples, "arangotasks_run_start_lateness_seconds_count") == succeeded + failed
+    duration_buckets = samples["arangotasks_run_duration_seconds_bucket"]
+    assert duration_buckets[-1].labels["le"] == "+Inf"
+    assert duration_buckets[-1].value == succeeded + failed
+    assert [b.value for b in duration_buckets] == sorted(b.value for b in duration_buckets)
     assert value(samples, "arangotasks_tasks", type="timed", database="testdb") == 1
     assert value(samples, "arangotasks_tasks", type="periodic", database="_system") == 0
     assert value(samples, "arangotasks_workers") == 1
