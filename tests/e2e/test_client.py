@@ -6,14 +6,18 @@ import os
 import subprocess
 import sys
 import time
+import urllib.request
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import ROOT_PASSWORD, USERS_TOML
 from tests.e2e.http import Http
 from tests.e2e.server import ServerProcess
 
 pytestmark = pytest.mark.e2e
+
+METRICS_TOKEN = "e2e-scrape-token"
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +26,11 @@ def server(tmp_path_factory):
     users = base / "users.toml"
     users.write_text(USERS_TOML)
     process = ServerProcess(
-        base / "data", users, ARANGOTASKS_LOG_FORMAT="json", ARANGOTASKS_ACCESS_LOG="1"
+        base / "data",
+        users,
+        ARANGOTASKS_LOG_FORMAT="json",
+        ARANGOTASKS_ACCESS_LOG="1",
+        ARANGOTASKS_METRICS_TOKEN=METRICS_TOKEN,
     )
     process.start()
     yield process
@@ -247,3 +255,25 @@ def test_server_logs_are_json_with_access_and_task_lines(server, tmp_path):
     assert ("task.deleted", task["id"]) in events
     access = [e for e in entries if e["logger"] == "arangotasks.access"]
     assert any(f"DELETE /_api/tasks/{task['id']}" in e["message"] for e in access)
+
+
+def test_a_scraper_reads_the_metrics_with_its_token(server, tmp_path):
+    good = tmp_path / "ok.js"
+    good.write_text("return 1;")
+    task = ok_json(server, "tasks", "create", "--file", str(good), "--offset", "3600")
+    ok(server, "tasks", "run", task["id"], "--wait")
+    request = urllib.request.Request(
+        server.url + "/_admin/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        text = response.read().decode()
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+    runs = ok_json(server, "tasks", "runs", "--status", "succeeded", "--limit", "0")["total"]
+    key = ("arangotasks_runs_total", (("database", "_system"), ("status", "succeeded")))
+    assert samples[key] == runs >= 1
+    assert samples[("arangotasks_workers", ())] == 2
+    ok(server, "tasks", "delete", task["id"])
