@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 SIGNATURE_HEADER = "X-Arangotasks-Signature"
 EVENT_HEADER = "X-Arangotasks-Event"
 SENDERS = 4  # deliveries in flight at once
+SHUTDOWN_DRAIN = 2.0  # seconds a stopping server waits for pending notifications
 FAILED = "run.failed"
 RECOVERED = "task.recovered"
 
@@ -119,6 +120,9 @@ class Notifier:
         try:
             yield
         finally:
+            # The last failures before a stop are worth a short wait (retries are cut short).
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._queue.join(), SHUTDOWN_DRAIN)
             for sender in self._senders:
                 sender.cancel()
             for sender in self._senders:
@@ -135,6 +139,8 @@ class Notifier:
             except Exception:  # a bug here must not stop the sender
                 log.exception("notification to %s failed", delivery.url)
                 self.failed += 1
+            finally:
+                self._queue.task_done()
 
     def _headers(self, delivery: Delivery) -> dict[str, str]:
         headers = {
