@@ -5,7 +5,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from arangotasks import api
+from arangotasks import api, ui
 from arangotasks.api.metrics import http_metrics_middleware
 from arangotasks.api.middleware import auth_middleware, error_middleware
 from arangotasks.api.runs import run_to_api
@@ -34,7 +34,7 @@ def create_app(
     :param store: a store that is not opened yet.
     """
     app = web.Application(
-        middlewares=[http_metrics_middleware, error_middleware, auth_middleware],
+        middlewares=[http_metrics_middleware, error_middleware, auth_middleware, ui.ui_errors],
         client_max_size=int(settings.max_body_mb * 1024 * 1024),
     )
     app[SETTINGS] = settings
@@ -57,6 +57,7 @@ def create_app(
     app.cleanup_ctx.append(notifier.lifecycle)
     app.cleanup_ctx.append(_registry_ctx)
     app.add_routes(api.routes())
+    ui.setup(app)
     return app
 
 

@@ -10,6 +10,7 @@ from arangotasks.auth import ANONYMOUS_SUPERUSER, authenticate, not_authorized
 from arangotasks.config import SYSTEM_DATABASE
 from arangotasks.errors import ArangoError, ErrorCode, StoreUnavailableError
 from arangotasks.keys import ACCESS, DATABASE_KEY, PRINCIPAL_KEY, SETTINGS
+from arangotasks.ui.paths import is_ui
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Resolve the database of ``/_db/{database}/`` and the caller, as ArangoDB does (§1.7)."""
+    if is_ui(request.path):  # the dashboard has its own sessions (arangotasks/ui/session.py)
+        return await handler(request)
     access = request.app[ACCESS]
     database = request.match_info.get("database", SYSTEM_DATABASE)
     if not access.database_exists(database):
