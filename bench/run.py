@@ -29,6 +29,7 @@ BENCHMARKS = (
     "api_load",
     "scale",
     "isolation",
+    "ui_pages",
 )
 RESULTS = Path(__file__).resolve().parent / "results.json"
 

@@ -99,7 +99,8 @@ def timeline(runs: list[Run], width: int = 720, height: int = 120) -> Markup:
         return Markup('<p class="muted">No finished runs yet.</p>')
     done.sort(key=lambda r: r.uid)
     longest = max((r.finished_at or 0) - (r.started_at or 0) for r in done) or 1e-3
-    step = width / len(done)
+    step = min(width / len(done), 24.0)
+    left = width - step * len(done)  # right-aligned: the newest run is at the right edge
     bars: list[str] = []
     for index, run in enumerate(done):
         spent = (run.finished_at or 0) - (run.started_at or 0)
@@ -107,12 +108,12 @@ def timeline(runs: list[Run], width: int = 720, height: int = 120) -> Markup:
         failed = run.status is RunStatus.FAILED
         label = f"run {run.uid}: {run.status.value}, {duration(run)}, {when(run.started_at)}"
         bars.append(
-            f'<rect class="{"bar-failed" if failed else "bar-ok"}" x="{index * step:.1f}" '
+            f'<rect class="{"bar-failed" if failed else "bar-ok"}" x="{left + index * step:.1f}" '
             f'y="{height - bar:.1f}" width="{max(step - 1, 1):.1f}" height="{bar:.1f}">'
             f"<title>{html.escape(label)}</title></rect>"
         )
     return Markup(
-        f'<svg class="timeline" viewBox="0 0 {width} {height}" role="img" '
+        f'<svg class="timeline" viewBox="0 0 {width} {height}" preserveAspectRatio="none" role="img" '
         f'aria-label="durations of the last {len(done)} runs">'
         f'<text x="2" y="12" class="axis">longest {longest * 1000:.1f} ms</text>'
         + "".join(bars)
