@@ -113,8 +113,8 @@ def timeline(runs: list[Run], width: int = 720, height: int = 120) -> Markup:
             f"<title>{html.escape(label)}</title></rect>"
         )
     return Markup(
-        f'<svg class="timeline" viewBox="0 0 {width} {height}" preserveAspectRatio="none" role="img" '
-        f'aria-label="durations of the last {len(done)} runs">'
+        f'<svg class="timeline" viewBox="0 0 {width} {height}" preserveAspectRatio="none" '
+        f'role="img" aria-label="durations of the last {len(done)} runs">'
         f'<text x="2" y="12" class="axis">longest {longest * 1000:.1f} ms</text>'
         + "".join(bars)
         + "</svg>"
