@@ -9,7 +9,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from arangotasks.sandbox.base import Limits
@@ -84,6 +84,11 @@ class Settings(BaseSettings):
     webhook_attempts: int = Field(default=6, ge=1)  # deliveries tried before giving up
     webhook_backoff: float = Field(default=1.0, gt=0)  # first retry delay; doubles each time
     webhook_queue: int = Field(default=1000, ge=1)  # pending notifications; beyond: dropped
+
+    # Secrets (arangotasks/vault.py)
+    secrets_key: SecretStr | None = None  # a Fernet key; None = DATA_DIR/secrets.key
+    secrets_max_value_kb: int = Field(default=64, ge=1)  # largest value of one secret
+    secrets_max_count: int = Field(default=1000, ge=1)  # secrets per database
 
     def limits(self, timeout: float | None = None) -> Limits:
         return Limits(

@@ -20,6 +20,8 @@ class ErrorCode(IntEnum):
     TASK_INVALID_ID = 1850
     TASK_DUPLICATE_ID = 1851
     TASK_NOT_FOUND = 1852
+    SECRET_NOT_FOUND = 1860  # arangotasks' own (ArangoDB has no secrets)
+    SECRET_KEY_UNAVAILABLE = 1861
 
     @property
     def status(self) -> int:
@@ -46,6 +48,8 @@ _STATUS: dict[ErrorCode, int] = {
     ErrorCode.TASK_INVALID_ID: 400,
     ErrorCode.TASK_DUPLICATE_ID: 409,
     ErrorCode.TASK_NOT_FOUND: 404,
+    ErrorCode.SECRET_NOT_FOUND: 404,
+    ErrorCode.SECRET_KEY_UNAVAILABLE: 500,
 }
 
 _MESSAGE: dict[ErrorCode, str] = {
@@ -64,6 +68,8 @@ _MESSAGE: dict[ErrorCode, str] = {
     ErrorCode.TASK_INVALID_ID: "invalid task id",
     ErrorCode.TASK_DUPLICATE_ID: "duplicate task id",
     ErrorCode.TASK_NOT_FOUND: "task not found",
+    ErrorCode.SECRET_NOT_FOUND: "secret not found",
+    ErrorCode.SECRET_KEY_UNAVAILABLE: "secrets key unavailable",
 }
 
 

@@ -21,6 +21,7 @@ from arangotasks.sandbox.base import Limits, Sandbox
 from arangotasks.scheduler import JobScheduler
 from arangotasks.store.base import TaskStore
 from arangotasks.validation import TaskSpec
+from arangotasks.vault import Vault
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ class Registry:
         self.sandbox = sandbox
         self.settings = settings
         self.history = History(store, settings)
+        self.vault = Vault(store, settings)
         self._scheduler = JobScheduler()
         self._tasks: dict[str, Task] = {}
         self._api_json: dict[str, str] = {}

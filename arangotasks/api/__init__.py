@@ -4,7 +4,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from arangotasks.api import metrics, openapi, runs, server, tasks
+from arangotasks.api import metrics, openapi, runs, secrets, server, tasks
 
 DB_PREFIX = "/_db/{database}"
 
@@ -28,4 +28,8 @@ def routes() -> list[web.RouteDef]:
     table += _both("GET", "/_api/openapi.json", openapi.openapi_spec)
     for path in ("/_admin/metrics", "/_admin/metrics/v2"):
         table += _both("GET", path, metrics.metrics_handler)
+    table += _both("GET", "/_api/secrets", secrets.list_secrets)
+    table += _both("GET", "/_api/secrets/{name}", secrets.get_secret)
+    table += _both("PUT", "/_api/secrets/{name}", secrets.put_secret)
+    table += _both("DELETE", "/_api/secrets/{name}", secrets.delete_secret)
     return table

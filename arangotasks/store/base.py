@@ -4,6 +4,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from arangotasks.models import Run, RunQuery, Task
+from arangotasks.store.secret_rows import SecretRecord
 
 
 class TaskStore(Protocol):
@@ -55,3 +56,19 @@ class TaskStore(Protocol):
 
     async def run_stats(self, task_ids: Sequence[str]) -> dict[str, tuple[int, int, Run | None]]:
         """Per task id: (number of runs, number of failed runs, latest run or None)."""
+
+    # --- secrets (values only as Fernet tokens; see arangotasks.vault) -------------------
+    async def put_secret(self, record: SecretRecord, max_count: int) -> SecretRecord | None:
+        """Insert or replace a secret (``created`` survives a replacement) and return the stored
+        record; ``None`` when its database holds ``max_count`` other secrets already."""
+
+    async def get_secret(self, database: str, name: str) -> SecretRecord | None: ...
+
+    async def list_secrets(self, database: str) -> list[SecretRecord]:
+        """The secrets of one database, by name."""
+
+    async def delete_secret(self, database: str, name: str) -> bool:
+        """Remove a secret; return whether it existed."""
+
+    async def secret_key_ids(self) -> dict[str, int]:
+        """How many secrets (of every database) each key id encrypted."""

@@ -14,6 +14,7 @@ from typing import Any
 
 from arangotasks.errors import DuplicateTaskError
 from arangotasks.models import FINISHED_STATUSES, Run, RunQuery, RunStatus, RunTrigger, Task
+from arangotasks.store.secret_rows import SecretRows, secret_schema
 
 Row = tuple[Any, ...]
 
@@ -103,6 +104,7 @@ def schema_statements(d: Dialect) -> list[str]:
         f"CREATE TABLE IF NOT EXISTS store_meta (key TEXT PRIMARY KEY, value {d.bigint} NOT NULL)",
         "INSERT INTO store_meta (key, value) VALUES ('max_run_uid', 0) "
         "ON CONFLICT (key) DO NOTHING",
+        *secret_schema(d.real),
     ]
 
 
@@ -210,7 +212,7 @@ _RUN_STATS = f"""SELECT s.task_id, s.n, s.failed, {", ".join("r." + c for c in R
     JOIN runs AS r ON r.uid = s.last_uid"""
 
 
-class SQLStore(ABC):
+class SQLStore(SecretRows, ABC):
     """The ``TaskStore`` methods for a backend that provides ``open``, ``close``, ``_execute``."""
 
     def __init__(self, dialect: Dialect):

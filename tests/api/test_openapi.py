@@ -17,7 +17,13 @@ FILE_BYTES = files("arangotasks").joinpath("openapi.json").read_bytes()
 SPEC = json.loads(FILE_BYTES)
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 # Sample values for path templates, both the spec's ({id}) and aiohttp's ({tail:.*}).
-SAMPLES = {"database": "_system", "id": "some-task", "tail": "some-task", "uid": "7"}
+SAMPLES = {
+    "database": "_system",
+    "id": "some-task",
+    "tail": "some-task",
+    "uid": "7",
+    "name": "some-secret",
+}
 # What a "*" route must document at least: ArangoDB's four methods.
 ANY_METHOD = {"get", "post", "put", "delete"}
 

@@ -1,0 +1,125 @@
+"""Redaction of secret values from run records and log lines.
+
+A value is replaced by ``***`` in each of the forms in which task code could pass it on: as is,
+JSON-escaped (also twice, and with non-ASCII escaped), base64 (standard and URL-safe, with and
+without padding, and at each of the three byte alignments it can have inside a longer base64
+text, as GitHub Actions masks secrets) and URL-encoded (``encodeURIComponent``, ``encodeURI``,
+form encoding, Python's ``quote``; upper- and lower-case hex). Values shorter than
+``MIN_LENGTH`` characters are not redacted: masking every "a" or "42" would destroy the record
+and reveal the value anyway.
+"""
+
+import base64
+import json
+import re
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import quote, quote_plus
+
+from arangotasks.models import Run
+
+MASK = "***"
+MIN_LENGTH = 4
+_URI_COMPONENT_SAFE = "-_.!~*'()"
+_URI_SAFE = _URI_COMPONENT_SAFE + ";,/?:@&=+$#"
+_PERCENT = re.compile(r"%[0-9A-F]{2}")
+
+
+def _base64_forms(data: bytes) -> set[str]:
+    whole = base64.b64encode(data).decode()
+    forms = {whole, whole.rstrip("=")}
+    # Inside a longer base64 text (e.g. the "user:password" of a Basic header) the value starts
+    # at byte offset 0, 1 or 2 of a 3-byte group: keep the characters that encode only its bits.
+    for shift in range(3):
+        encoded = base64.b64encode(b"\0" * shift + data).decode()
+        start = -(-8 * shift // 6)  # the first character without bits of the prefix
+        end = 8 * (shift + len(data)) // 6  # the last character with only the value's bits
+        forms.add(encoded[start:end])
+    return forms | {form.replace("+", "-").replace("/", "_") for form in forms}
+
+
+def _url_forms(value: str) -> set[str]:
+    forms = {
+        quote(value, safe=_URI_COMPONENT_SAFE),
+        quote(value, safe=_URI_SAFE),
+        quote(value, safe=""),
+        quote(value),  # Python's default: "/" kept
+        quote_plus(value, safe=_URI_COMPONENT_SAFE),
+    }
+    return forms | {_PERCENT.sub(lambda m: m.group(0).lower(), form) for form in forms}
+
+
+def _json_forms(value: str) -> set[str]:
+    once = json.dumps(value, ensure_ascii=False)[1:-1]
+    ascii_once = json.dumps(value)[1:-1]
+    return {
+        once,
+        ascii_once,
+        json.dumps(once, ensure_ascii=False)[1:-1],
+        json.dumps(ascii_once)[1:-1],
+    }
+
+
+def forms_of(value: str) -> set[str]:
+    """Every form of ``value`` that is redacted (empty for a value too short to redact)."""
+    if len(value) < MIN_LENGTH:
+        return set()
+    data = value.encode("utf-8", errors="surrogatepass")
+    forms = {value} | _json_forms(value) | _url_forms(value) | _base64_forms(data)
+    return {form for form in forms if len(form) >= MIN_LENGTH}
+
+
+class Redactor:
+    """Replaces every form of some values by ``***``; falsy when there is nothing to redact."""
+
+    def __init__(self, values: Iterable[str] = ()):
+        forms: set[str] = set()
+        for value in values:
+            forms |= forms_of(value)
+        # Longest first, so that a form containing another is masked whole.
+        ordered = sorted(forms, key=lambda form: (-len(form), form))
+        self._pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
+
+    def __bool__(self) -> bool:
+        return self._pattern is not None
+
+    def text(self, text: str) -> str:
+        if self._pattern is None:
+            return text
+        return self._pattern.sub(MASK, text)
+
+    def value(self, value: Any) -> Any:
+        """``value`` with every string in it (keys too) redacted; other types unchanged."""
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, list):
+            return [self.value(item) for item in value]
+        if isinstance(value, dict):
+            return {self.text(str(k)): self.value(v) for k, v in value.items()}
+        return value
+
+    def json_text(self, text: str) -> str:
+        """JSON text with the values redacted; still JSON (a value that was a bare number
+        or spanned tokens leaves a JSON string of the redacted text)."""
+        redacted = self.text(text)
+        if redacted == text:
+            return text
+        try:
+            json.loads(redacted)
+        except ValueError:
+            return json.dumps(redacted, ensure_ascii=False)
+        return redacted
+
+    def run(self, run: Run) -> None:
+        """Redact a finished run record in place: result, output, error, and the outbound
+        requests when the record has them."""
+        if self._pattern is None:
+            return
+        if run.result_json is not None:
+            run.result_json = self.json_text(run.result_json)
+        run.output = [self.text(line) for line in run.output]
+        if run.error is not None:
+            run.error = self.value(run.error)
+        requests = getattr(run, "requests", None)
+        if requests:
+            run.requests = self.value(requests)  # type: ignore[attr-defined]
