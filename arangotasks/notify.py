@@ -9,13 +9,16 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
+import ipaddress
 import logging
+import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 from aiohttp import web
+from yarl import URL
 
 from arangotasks import __version__
 from arangotasks.config import Settings
@@ -36,11 +39,39 @@ def signature(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+class AddressCheck(Protocol):
+    """The outbound HTTP allowlist (``arangotasks.outbound.allowlist.Allowlist``)."""
+
+    def refusal(self, host: str, port: int, address: IPAddress) -> str | None: ...
+
+
+class Refused(Exception):
+    """A task's notify URL the allowlist does not allow (never retried)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Delivery:
     url: str
     event: str
     body: bytes
+    database: str | None = None  # a task's own URL, checked against that database's allowlist
+
+
+async def _resolve(host: str, port: int) -> list[IPAddress]:
+    try:
+        return [ipaddress.ip_address(host)]
+    except ValueError:
+        pass
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    found: list[IPAddress] = []
+    for info in infos:
+        address = ipaddress.ip_address(str(info[4][0]).partition("%")[0])
+        if address not in found:
+            found.append(address)
+    return found
 
 
 class Notifier:
@@ -48,6 +79,9 @@ class Notifier:
 
     :param run_json: the run record as the runs API shows it.
     :param task_url: the task's own ``notify`` URL, if it has one.
+    :param allowlist: the outbound HTTP allowlist of a database; a task's own URL is checked
+        against it on every attempt (the operator's ``WEBHOOK_URL`` is not). ``None`` refuses
+        every task URL.
     """
 
     def __init__(
@@ -55,7 +89,9 @@ class Notifier:
         settings: Settings,
         run_json: Callable[[Run], dict[str, Any]],
         task_url: Callable[[str], str | None] = lambda task_id: None,
+        allowlist: Callable[[str], AddressCheck] | None = None,
     ) -> None:
+        self._allowlist = allowlist
         self._settings = settings
         self._run_json = run_json
         self._task_url = task_url
@@ -96,14 +132,18 @@ class Notifier:
             event = RECOVERED
         else:
             return
-        urls = [self._settings.webhook_url, self._task_url(run.task_id)]
-        targets = list(dict.fromkeys(url for url in urls if url))
+        targets: list[Delivery] = []
+        if self._settings.webhook_url:
+            targets.append(Delivery(self._settings.webhook_url, event, b""))
+        task_url = self._task_url(run.task_id)
+        if task_url and task_url != self._settings.webhook_url:
+            targets.append(Delivery(task_url, event, b"", run.database))
         if not targets:
             return
         body = dumps({"event": event, "run": self._run_json(run)}).encode()
-        for url in targets:
+        for target in targets:
             try:
-                self._queue.put_nowait(Delivery(url, event, body))
+                self._queue.put_nowait(Delivery(target.url, event, body, target.database))
             except asyncio.QueueFull:
                 self.dropped += 1
                 log.warning("notification queue full: %s of run %d dropped", event, run.uid)
@@ -162,20 +202,49 @@ class Notifier:
                 self.retries += 1
                 await asyncio.sleep(settings.webhook_backoff * 2 ** (attempt - 1))
             try:
+                url, host_header, server_hostname = await self._checked(delivery)
+                sent = headers if host_header is None else {**headers, "Host": host_header}
                 async with self._session.post(
-                    delivery.url, data=delivery.body, headers=headers, allow_redirects=False
+                    url,
+                    data=delivery.body,
+                    headers=sent,
+                    allow_redirects=False,
+                    server_hostname=server_hostname,
                 ) as response:
                     if 200 <= response.status < 300:
                         self.sent += 1
                         return
                     problem = f"HTTP {response.status}"
-            except (aiohttp.ClientError, TimeoutError) as exc:
+            except Refused as exc:
+                problem = str(exc)
+                break
+            except (aiohttp.ClientError, OSError) as exc:  # TimeoutError is an OSError
                 problem = str(exc) or type(exc).__name__
         self.failed += 1
         log.warning(
             "notification %s to %s given up after %d attempt(s): %s",
             delivery.event,
             delivery.url,
-            settings.webhook_attempts,
+            attempt + 1,
             problem,
         )
+
+    async def _checked(self, delivery: Delivery) -> tuple[URL | str, str | None, str | None]:
+        """Where to post: the operator's URL as it is; a task's URL only to an address its
+        database's allowlist allows, connecting to that very address (no second lookup)."""
+        if delivery.database is None:
+            return delivery.url, None, None
+        if self._allowlist is None:
+            raise Refused("per-task notify URLs need the outbound HTTP allowlist")
+        url = URL(delivery.url)
+        host = (url.host or "").lower().rstrip(".")
+        port = url.port or (443 if url.scheme == "https" else 80)
+        allowlist = self._allowlist(delivery.database)
+        addresses = await _resolve(host, port)
+        for address in addresses:
+            reason = allowlist.refusal(host, port, address)
+            if reason is not None:
+                raise Refused(f"{host}: {reason}")
+        target = url.with_host(str(addresses[0])).with_port(port)
+        host_header = url.raw_authority.rpartition("@")[2]
+        return target, host_header, host if url.scheme == "https" else None
