@@ -10,7 +10,6 @@ import pytest
 
 from tests.conftest import ROOT_PASSWORD
 from tests.e2e.http import Http
-from tests.e2e.server import ServerProcess
 
 pytestmark = pytest.mark.e2e
 
@@ -41,14 +40,6 @@ def browser():
         )
         yield instance
         instance.close()
-
-
-@pytest.fixture
-def server(tmp_path, users_file):
-    proc = ServerProcess(tmp_path / "data", users_file)
-    proc.start()
-    yield proc
-    proc.stop()
 
 
 def shot(page, name: str) -> None:

@@ -29,6 +29,14 @@ def origin(client):
     return {"Origin": f"http://{client.host}:{client.port}"}
 
 
+async def wait_status(client, uid: int, status: str) -> None:
+    async with asyncio.timeout(20):
+        while (await (await client.get(f"/_api/runs/{uid}", headers=ROOT)).json())[
+            "status"
+        ] != status:
+            await asyncio.sleep(0.05)
+
+
 async def csrf_of(client, path="/ui/"):
     page = await (await client.get(path)).text()
     return re.search(r'name="csrf" value="([^"]+)"', page).group(1)
@@ -102,11 +110,7 @@ async def test_list_task_run_and_delete(client):
     )
     assert resp.status == 303
     uid = int(resp.headers["Location"].rsplit("=", 1)[1])
-    for _ in range(200):
-        run = await (await client.get(f"/_api/runs/{uid}", headers=ROOT)).json()
-        if run["status"] == "succeeded":
-            break
-        await asyncio.sleep(0.05)
+    await wait_status(client, uid, "succeeded")
     run_page = await (await client.get(f"/ui/runs/{uid}")).text()
     assert "hello you" in run_page and "42" in run_page
     task_page = await (await client.get(f"/ui/tasks/{task_id}")).text()
@@ -127,11 +131,7 @@ async def test_failures_page_and_error_stack(client):
         client, ROOT, {"name": "breaks", "command": "throw new Error('boom <b>')", "offset": 3600}
     )
     run = await (await client.post(f"/_api/tasks/{task_id}/run", headers=ROOT)).json()
-    for _ in range(200):
-        got = await (await client.get(f"/_api/runs/{run['uid']}", headers=ROOT)).json()
-        if got["status"] == "failed":
-            break
-        await asyncio.sleep(0.05)
+    await wait_status(client, run["uid"], "failed")
     await log_in(client, "root", "root-pw")
     failures = await (await client.get("/ui/failures")).text()
     assert "boom &lt;b&gt;" in failures and "<b>" not in failures.split("boom")[1][:10]
