@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 SIGNATURE_HEADER = "X-Arangotasks-Signature"
 EVENT_HEADER = "X-Arangotasks-Event"
 SENDERS = 4  # deliveries in flight at once
+RESOLVE_TIMEOUT = 5.0  # seconds for the DNS lookup of a task's notify URL
 SHUTDOWN_DRAIN = 2.0  # seconds a stopping server waits for pending notifications
 FAILED = "run.failed"
 RECOVERED = "task.recovered"
@@ -237,14 +238,39 @@ class Notifier:
         if self._allowlist is None:
             raise Refused("per-task notify URLs need the outbound HTTP allowlist")
         url = URL(delivery.url)
-        host = (url.host or "").lower().rstrip(".")
-        port = url.port or (443 if url.scheme == "https" else 80)
-        allowlist = self._allowlist(delivery.database)
-        addresses = await _resolve(host, port)
-        for address in addresses:
-            reason = allowlist.refusal(host, port, address)
-            if reason is not None:
-                raise Refused(f"{host}: {reason}")
-        target = url.with_host(str(addresses[0])).with_port(port)
+        address = await allowed_address(self._allowlist(delivery.database), url)
+        target = url.with_host(str(address)).with_port(_port(url))
         host_header = url.raw_authority.rpartition("@")[2]
-        return target, host_header, host if url.scheme == "https" else None
+        return target, host_header, (url.host or "") if url.scheme == "https" else None
+
+
+def _port(url: URL) -> int:
+    return url.port or (443 if url.scheme == "https" else 80)
+
+
+async def allowed_address(allowlist: AddressCheck, url: URL) -> IPAddress:
+    """The address to connect to for ``url``; :class:`Refused` unless the allowlist allows
+    every address its host resolves to."""
+    host = (url.host or "").lower().rstrip(".")
+    port = _port(url)
+    try:
+        addresses = await asyncio.wait_for(_resolve(host, port), RESOLVE_TIMEOUT)
+    except (OSError, TimeoutError) as exc:
+        raise Refused(f"{host}: cannot resolve ({exc})") from None
+    if not addresses:
+        raise Refused(f"{host}: no address")
+    for address in addresses:
+        reason = allowlist.refusal(host, port, address)
+        if reason is not None:
+            raise Refused(f"{host}: {reason}")
+    return addresses[0]
+
+
+async def notify_refusal(allowlist: AddressCheck, url: str) -> str | None:
+    """Why a task may not have ``url`` as its ``notify`` URL, or ``None`` (checked at create
+    time, and again before every delivery: names may resolve elsewhere later)."""
+    try:
+        await allowed_address(allowlist, URL(url))
+    except Refused as exc:
+        return str(exc)
+    return None
