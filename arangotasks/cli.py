@@ -4,6 +4,7 @@
 import argparse
 import asyncio
 import logging
+import os
 import re
 import signal
 import sys
@@ -61,21 +62,40 @@ def _redact(url: str) -> str:
 async def _serve(settings: "Settings") -> None:
     from aiohttp import web
 
-    from arangotasks.api.protocol import ArangoAppRunner
+    from arangotasks.api.protocol import ArangoAppRunner, ConnectionPolicy
     from arangotasks.app import create_app
+    from arangotasks.fds import (
+        ACCEPT_BACKLOG,
+        connection_cap,
+        deepen_listen_queue,
+        raise_nofile_limit,
+    )
     from arangotasks.logs import access_log_options
 
+    fd_limit = raise_nofile_limit()
+    workers = settings.workers or os.cpu_count() or 1
+    cap = connection_cap(settings.max_connections, fd_limit, workers)
     app = create_app(settings)
-    runner = ArangoAppRunner(app, handle_signals=False, **access_log_options(settings))
+    runner = ArangoAppRunner(
+        app,
+        policy=ConnectionPolicy(header_timeout=settings.header_timeout, max_connections=cap),
+        handle_signals=False,
+        keepalive_timeout=settings.keepalive_timeout,
+        **access_log_options(settings),
+    )
     await runner.setup()  # opens the store, starts the workers, loads the tasks
     try:
-        site = web.TCPSite(runner, settings.host, settings.port)
+        site = web.TCPSite(runner, settings.host, settings.port, backlog=ACCEPT_BACKLOG)
         await site.start()
+        server = site._server  # aiohttp keeps the asyncio server private
+        if server is not None:
+            deepen_listen_queue(server.sockets)  # type: ignore[attr-defined]
         store = _redact(settings.store) if settings.store else f"sqlite in {settings.data_dir}"
         auth = "off" if settings.no_auth else "on (basic + JWT)"
         for host, port, *_ in runner.addresses:
             log.info("arangotasks %s listening on http://%s:%s", __version__, host, port)
         log.info("store: %s; authentication: %s", store, auth)
+        log.info("connections: at most %d open (open file limit %d)", cap, fd_limit)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -90,6 +90,11 @@ class Settings(BaseSettings):
     secrets_max_value_kb: int = Field(default=64, ge=1)  # largest value of one secret
     secrets_max_count: int = Field(default=1000, ge=1)  # secrets per database
 
+    # Connections (idle and half-sent connections are closed; at most max_connections open)
+    keepalive_timeout: float = Field(default=75.0, gt=0)
+    header_timeout: float = Field(default=10.0, gt=0)
+    max_connections: int = Field(default=1000, ge=1)
+
     def limits(self, timeout: float | None = None) -> Limits:
         return Limits(
             timeout=timeout if timeout is not None else self.timeout,

@@ -37,6 +37,7 @@ class ServerProcess:
         }
         self.proc: subprocess.Popen[bytes] | None = None
         self._log = None
+        self.preexec_fn = None  # e.g. to lower the server's resource limits
 
     def start(self, timeout: float = 20.0) -> None:
         self._log = open(self.log_path, "ab")  # closed in stop()
@@ -54,6 +55,7 @@ class ServerProcess:
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env=self.env,
+            preexec_fn=self.preexec_fn,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
