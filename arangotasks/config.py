@@ -95,12 +95,21 @@ class Settings(BaseSettings):
     header_timeout: float = Field(default=10.0, gt=0)
     max_connections: int = Field(default=1000, ge=1)
 
+    # Run sizes (what a run leaves behind: result, error, pages of the runs API)
+    result_kb: int = Field(default=1024, ge=1)  # beyond it a run fails with error.type "result"
+    error_message_kb: int = Field(default=16, ge=1)  # cut beyond it
+    error_stack_kb: int = Field(default=16, ge=1)  # cut beyond it
+    runs_page_mb: float = Field(default=8.0, gt=0)  # a runs API page stops before this size
+
     def limits(self, timeout: float | None = None) -> Limits:
         return Limits(
             timeout=timeout if timeout is not None else self.timeout,
             memory_bytes=self.memory_mb * 1024 * 1024,
             stack_bytes=self.stack_kb * 1024,
             output_bytes=self.output_kb * 1024,
+            result_bytes=self.result_kb * 1024,
+            error_message_bytes=self.error_message_kb * 1024,
+            error_stack_bytes=self.error_stack_kb * 1024,
         )
 
 

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 
 from arangotasks.config import Settings
 from arangotasks.errors import StoreUnavailableError
-from arangotasks.models import ErrorType, Run, RunQuery, RunStatus, RunTrigger, Task
+from arangotasks.models import ErrorType, Run, RunQuery, RunStatus, RunTrigger, StoredRun, Task
 from arangotasks.store.base import TaskStore
 
 log = logging.getLogger(__name__)
@@ -154,6 +154,13 @@ class History:
     async def query(self, query: RunQuery) -> tuple[list[Run], int, int | None]:
         await self._flush_for_read()
         return await self._store.query_runs(query)
+
+    async def query_page(
+        self, query: RunQuery, max_bytes: int
+    ) -> tuple[list[StoredRun], int, int | None]:
+        """A page of the runs API: JSON texts kept as stored, at most ``max_bytes`` of them."""
+        await self._flush_for_read()
+        return await self._store.query_runs_page(query, max_bytes)
 
     async def get(self, uid: int) -> Run | None:
         run = self._dirty_runs.get(uid)

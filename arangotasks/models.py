@@ -143,3 +143,20 @@ class RunQuery:
     from_uid: int | None = None  # first uid of the page (inclusive)
     limit: int = 20
     reverse: bool = False  # False = newest first (Meilisearch order); True = oldest first
+
+
+@dataclass(slots=True)
+class StoredRun:
+    """A run as the runs API reads it from the store: its result, output and error stay the JSON
+    text stored (``run.output`` and ``run.error`` are left empty), so that a page of big runs is
+    passed through, never parsed and encoded again on the event loop."""
+
+    run: Run
+    output_json: str
+    error_json: str | None
+
+    @property
+    def size(self) -> int:
+        """About the bytes this run adds to a page."""
+        result = self.run.result_json
+        return 400 + len(result or "") + len(self.output_json) + len(self.error_json or "")

@@ -4,6 +4,7 @@ acknowledged; the in-memory map and the scheduler follow the store, never lead i
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import json
 import logging
@@ -17,7 +18,8 @@ from arangotasks.config import Misfire, Settings
 from arangotasks.errors import ArangoError, ErrorCode, StoreUnavailableError
 from arangotasks.history import History
 from arangotasks.models import ErrorType, Run, RunOutcome, RunStatus, RunTrigger, Task, dumps
-from arangotasks.sandbox.base import Limits, Sandbox
+from arangotasks.runlog import log_run
+from arangotasks.sandbox.base import Sandbox
 from arangotasks.scheduler import JobScheduler
 from arangotasks.store.base import TaskStore
 from arangotasks.validation import TaskSpec
@@ -327,9 +329,7 @@ class Registry:
 
             limits = self._default_limits
             if task.timeout is not None:
-                limits = Limits(
-                    task.timeout, limits.memory_bytes, limits.stack_bytes, limits.output_bytes
-                )
+                limits = dataclasses.replace(limits, timeout=task.timeout)
             try:
                 outcome = await self.sandbox.run(
                     task.command, task.params_json, limits, label=task.id, on_start=started
@@ -354,11 +354,4 @@ class Registry:
             run.output = outcome.output
             run.error = outcome.error
             self._finished(run)
-        if outcome.error is not None:
-            log.warning(
-                "task %s run %d failed (%s): %s",
-                task.id,
-                run.uid,
-                outcome.error.get("type"),
-                outcome.error.get("message"),
-            )
+        log_run(task.id, run)

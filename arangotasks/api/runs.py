@@ -6,10 +6,10 @@ from typing import Any
 
 from aiohttp import web
 
-from arangotasks.api.common import bool_param, iso, json_response
+from arangotasks.api.common import bool_param, iso, json_text
 from arangotasks.errors import ArangoError, ErrorCode
-from arangotasks.keys import REGISTRY, principal_of
-from arangotasks.models import Run, RunQuery, RunStatus, RunTrigger
+from arangotasks.keys import REGISTRY, SETTINGS, principal_of
+from arangotasks.models import Run, RunQuery, RunStatus, RunTrigger, StoredRun, dumps
 
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 20
@@ -44,7 +44,8 @@ def iso_duration(seconds: float) -> str:
     return text
 
 
-def run_to_api(run: Run) -> dict[str, Any]:
+def _head(run: Run) -> dict[str, Any]:
+    """The fields of a run record before its result."""
     duration = None
     if run.started_at is not None and run.finished_at is not None:
         duration = iso_duration(run.finished_at - run.started_at)
@@ -60,10 +61,22 @@ def run_to_api(run: Run) -> dict[str, Any]:
         "startedAt": iso(run.started_at),
         "finishedAt": iso(run.finished_at),
         "duration": duration,
-        "result": None if run.result_json is None else json.loads(run.result_json),
-        "output": run.output,
-        "error": run.error,
     }
+
+
+def run_text(run: Run, output_json: str | None = None, error_json: str | None = None) -> str:
+    """The run record as JSON text. Its result (and, from the store, its output and error) is
+    the JSON text kept, passed through: a big result is never parsed and encoded again."""
+    if output_json is None:  # a run in memory
+        output_json = json.dumps(run.output)
+        error_json = None if run.error is None else json.dumps(run.error)
+    result = run.result_json if run.result_json is not None else "null"
+    error = error_json if error_json is not None else "null"
+    return f'{dumps(_head(run))[:-1]},"result":{result},"output":{output_json},"error":{error}}}'
+
+
+def _stored_text(stored: StoredRun) -> str:
+    return run_text(stored.run, stored.output_json, stored.error_json)
 
 
 def _bad(name: str, why: str) -> ArangoError:
@@ -149,16 +162,18 @@ def parse_run_query(request: web.Request, task_id: str | None) -> RunQuery:
 
 async def runs_page(request: web.Request, task_id: str | None = None) -> web.StreamResponse:
     query = parse_run_query(request, task_id)
-    runs, total, next_uid = await request.app[REGISTRY].history.query(query)
-    return json_response(
+    max_bytes = int(request.app[SETTINGS].runs_page_mb * 1024 * 1024)
+    runs, total, next_uid = await request.app[REGISTRY].history.query_page(query, max_bytes)
+    tail = dumps(
         {
-            "results": [run_to_api(r) for r in runs],
             "total": total,
             "limit": query.limit,
-            "from": runs[0].uid if runs else None,
+            "from": runs[0].run.uid if runs else None,
             "next": next_uid,
         }
     )
+    results = ",".join(_stored_text(stored) for stored in runs)
+    return json_text(f'{{"results":[{results}],{tail[1:]}')
 
 
 async def runs_handler(request: web.Request) -> web.StreamResponse:
@@ -176,4 +191,4 @@ async def runs_handler(request: web.Request) -> web.StreamResponse:
     run = await request.app[REGISTRY].history.get(uid)
     if run is None or not principal.may_see(run.owner):
         raise ArangoError(ErrorCode.HTTP_NOT_FOUND, "run not found")
-    return json_response(run_to_api(run))
+    return json_text(run_text(run))

@@ -6,7 +6,7 @@ from typing import Any
 from aiohttp import web
 
 from arangotasks.api.common import bool_param, iso, json_response, json_text, suffixes
-from arangotasks.api.runs import run_to_api, runs_page
+from arangotasks.api.runs import run_text, runs_page
 from arangotasks.errors import ArangoError, ErrorCode
 from arangotasks.keys import REGISTRY, SETTINGS, database_of, principal_of
 from arangotasks.models import Task
@@ -123,7 +123,7 @@ async def _post(request: web.Request) -> web.StreamResponse:
         if not principal.writable:
             raise ArangoError(ErrorCode.FORBIDDEN, "running a task needs db RW permissions")
         run = registry.run_now(parts[0], principal)
-        return json_response(run_to_api(run), status=202)
+        return json_text(run_text(run), status=202)
     # POST ignores URL suffixes entirely (§1.4 step 5); python-arango relies on it.
     return await _register(request, None)
 

@@ -10,12 +10,22 @@ from arangotasks.models import RunOutcome
 @dataclass(frozen=True, slots=True)
 class Limits:
     """Bounds of one run. ``timeout`` is seconds of wall clock (the engine's CPU limit is the same
-    value; the parent kills the worker at ``timeout * 2 + 3``)."""
+    value; the parent kills the worker at ``timeout * 2 + 3``). A result beyond ``result_bytes``
+    (its JSON text, UTF-8) fails the run; an error's message and stack are cut at theirs."""
 
     timeout: float = 30.0
     memory_bytes: int = 64 * 1024 * 1024
     stack_bytes: int = 1024 * 1024
     output_bytes: int = 64 * 1024
+    result_bytes: int = 1024 * 1024
+    error_message_bytes: int = 16 * 1024
+    error_stack_bytes: int = 16 * 1024
+
+    def answer_bytes(self) -> int:
+        """The longest answer line a worker can send within these limits: JSON escaping may
+        make a character of output six bytes, a quote of the result two."""
+        texts = self.output_bytes + self.error_message_bytes + self.error_stack_bytes
+        return 2 * self.result_bytes + 6 * texts + 64 * 1024
 
 
 class Sandbox(Protocol):

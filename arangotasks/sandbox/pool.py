@@ -17,7 +17,6 @@ from arangotasks.models import ErrorType, RunOutcome
 from arangotasks.sandbox.base import Limits
 
 log = logging.getLogger(__name__)
-js_log = logging.getLogger("arangotasks.js")
 
 _WORKER_MODULE = "arangotasks.sandbox.worker"
 _STARTUP_TIMEOUT = 30.0
@@ -79,10 +78,19 @@ class _Worker:
                 line = await self.read_line()
             if not line:
                 return None
-            answer: dict[str, Any] = json.loads(line)
         except ConnectionError:  # the pipe broke: the worker is gone
             return None
-        except ValueError:  # an answer beyond the line limit, or not JSON: out of sync for good
+        except ValueError:  # an answer beyond the line limit: out of sync for good
+            self.kill()
+            raise _Gone(
+                ErrorType.RESULT,
+                "AnswerTooLarge",
+                "the worker's answer exceeded the size its limits allow: worker killed and "
+                "respawned",
+            ) from None
+        try:
+            answer: dict[str, Any] = json.loads(line)
+        except ValueError:  # not JSON: out of sync for good
             self.kill()
             return None
         return answer
@@ -224,8 +232,7 @@ class QuickJSSandbox:
         request.update(_limit_fields(limits))
         try:
             answer = await self._call(request, limits, on_start)
-        except _Gone as gone:
-            log.warning("task %s: %s", label or "-", gone)
+        except _Gone as gone:  # the registry logs the failed run
             return RunOutcome(ok=False, error=gone.error)
         outcome = RunOutcome(
             ok=bool(answer["ok"]),
@@ -234,9 +241,16 @@ class QuickJSSandbox:
             output_truncated=bool(answer["truncated"]),
             error=answer.get("error"),
         )
-        if js_log.isEnabledFor(logging.INFO):
-            for line in outcome.output:
-                js_log.info("[task %s] %s", label or "-", line)
+        result = outcome.result_json
+        if result is not None and len(result) > limits.result_bytes:  # the worker checks first
+            outcome.ok, outcome.result_json = False, None
+            outcome.error = {
+                "type": ErrorType.RESULT.value,
+                "name": "RangeError",
+                "message": f"the returned value is beyond the result limit of "
+                f"{limits.result_bytes} bytes (ARANGOTASKS_RESULT_KB)",
+                "stack": "",
+            }
         return outcome
 
     async def _call(
@@ -336,8 +350,8 @@ class QuickJSSandbox:
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             env=env,
-            # A result can be as large as the worker's memory; the default 64 KiB line is not.
-            limit=self._address_space,
+            # The worker enforces the size limits; this bound is the backstop.
+            limit=self.limits.answer_bytes(),
         )
         worker = _Worker(proc)
         self._workers.add(worker)
@@ -367,6 +381,9 @@ def _limit_fields(limits: Limits) -> dict[str, Any]:
         "memory": limits.memory_bytes,
         "stack": limits.stack_bytes,
         "output": limits.output_bytes,
+        "result": limits.result_bytes,
+        "error_message": limits.error_message_bytes,
+        "error_stack": limits.error_stack_bytes,
     }
 
 

@@ -7,8 +7,12 @@ The first line it writes is ``{"ready": true, "pid": N}``.
 Requests (limits in seconds and bytes)::
 
     {"op": "run", "command": str, "params": str | null,
-     "timeout": float, "memory": int, "stack": int, "output": int}
+     "timeout": float, "memory": int, "stack": int, "output": int,
+     "result": int, "error_message": int, "error_stack": int}
     -> {"ok": bool, "result": str | null, "output": [str], "truncated": bool, "error": {..} | null}
+
+A result whose JSON text is beyond ``result`` bytes fails the run here (``error.type`` "result"),
+so that the server never reads it; an error's message and stack are cut at their limits.
     {"op": "compile", "command": str, "timeout": float, "memory": int, "stack": int}
     -> {"error": str | null}
 """
@@ -42,6 +46,12 @@ _CHECK_RUN |= {"params": None, "timeout": 1.0, "memory": 1 << 24, "stack": 1 << 
 _CHECK_ANSWER = {"ok": True, "result": str(1 << 22), "output": ["ready"], "truncated": False}
 # The global through which the worker hands prelude_output.js to the prelude (which removes it).
 _OUTPUT_GLOBAL = "__arangotasks_output"
+# Size limits of a run's answer when the request names none (as the server's defaults).
+_RESULT_BYTES = 1024 * 1024
+_ERROR_TEXT_BYTES = 16 * 1024
+# An answer shorter than this holds a small result: it needs no size or nesting check (nesting
+# costs two characters a level, and Python's JSON parser stops near 1,000 levels).
+_SHORT_ANSWER = 1000
 
 
 def _load(name: str) -> str:
@@ -146,14 +156,25 @@ class Runner:
                     break
             text: str = finish()
             if text.startswith('{"ok":true,'):
-                return text
-            answer: dict[str, Any] = json.loads(text)
+                limit = int(request.get("result", _RESULT_BYTES))
+                # A character is three UTF-8 bytes at most.
+                if len(text) < _SHORT_ANSWER and 3 * len(text) <= limit:
+                    return text
+                answer: dict[str, Any] = json.loads(text)
+                refused = _result_error(answer["result"], limit)
+                if refused is None:
+                    return text
+                answer = {"ok": False, "error": refused, "output": answer["output"]} | {
+                    "truncated": answer["truncated"]
+                }
+                return answer
+            answer = json.loads(text)
         except engine.EngineError as exc:
             name, message, stack = engine.split_error_text(exc.text)
             error = {"type": ErrorType.EXCEPTION, "name": name, "message": message, "stack": stack}
             answer = {"ok": False, "error": error, **_salvage_output(context, memory)}
         raw = answer["error"]
-        answer["error"] = engine.classify_error(
+        error = engine.classify_error(
             raw["name"],
             raw["message"],
             raw["stack"],
@@ -161,6 +182,9 @@ class Runner:
             timeout=timeout,
             default=ErrorType(raw["type"]),
         )
+        error["message"] = cut(error["message"], request.get("error_message", _ERROR_TEXT_BYTES))
+        error["stack"] = cut(error["stack"], request.get("error_stack", _ERROR_TEXT_BYTES))
+        answer["error"] = error
         return answer
 
     def _context(self, request: dict[str, Any]) -> tuple[engine.Context, engine.Function | None]:
@@ -181,6 +205,34 @@ class Runner:
         context = engine.Context(memory_bytes=memory, stack_bytes=stack, time_limit=timeout)
         context.set_global(_OUTPUT_GLOBAL, self._output)
         return context
+
+
+def _result_error(result: str | None, limit: int) -> dict[str, str] | None:
+    """The run's error when its result (JSON text) is too large or too deeply nested to keep."""
+    if result is None:
+        return None
+    size = len(result) if result.isascii() else len(result.encode("utf-8", "surrogatepass"))
+    if size > limit:
+        message = (
+            f"the returned value is {size} bytes as JSON, beyond the result limit of {limit} "
+            "bytes (ARANGOTASKS_RESULT_KB)"
+        )
+    else:
+        try:
+            json.loads(result)
+            return None
+        except RecursionError:
+            message = "the returned value is nested too deeply"
+    return {"type": ErrorType.RESULT, "name": "RangeError", "message": message, "stack": ""}
+
+
+def cut(text: str, limit: int) -> str:
+    """``text`` within ``limit`` UTF-8 bytes, with a marker saying how much was cut."""
+    data = text.encode("utf-8", "surrogatepass")
+    if len(data) <= limit:
+        return text
+    kept = data[: max(0, limit - 64)].decode("utf-8", "ignore")
+    return f"{kept}... [{len(data) - len(kept.encode('utf-8', 'surrogatepass'))} bytes cut]"
 
 
 def _js(text: str) -> str:

@@ -3,7 +3,7 @@
 from collections.abc import Sequence
 from typing import Protocol
 
-from arangotasks.models import Run, RunQuery, Task
+from arangotasks.models import Run, RunQuery, StoredRun, Task
 from arangotasks.store.secret_rows import SecretRecord
 
 
@@ -47,12 +47,18 @@ class TaskStore(Protocol):
     async def query_runs(self, query: RunQuery) -> tuple[list[Run], int, int | None]:
         """One page of runs, how many match the filters, and the uid of the next page."""
 
+    async def query_runs_page(
+        self, query: RunQuery, max_bytes: int
+    ) -> tuple[list[StoredRun], int, int | None]:
+        """As :meth:`query_runs` for the runs API: result, output and error stay JSON text, and
+        the page ends before ``max_bytes`` (holding one run at least)."""
+
     async def fail_unfinished_runs(self, finished_at: float, error: dict[str, str]) -> int:
         """Mark every enqueued/processing run as failed with ``error``; return how many."""
 
     async def prune_runs(self, keep_per_task: int, older_than: float) -> int:
         """Delete runs beyond the newest ``keep_per_task`` of each task or finished before
-        ``older_than`` (epoch seconds); return how many were deleted."""
+        ``older_than`` (epoch seconds), in short transactions; return how many were deleted."""
 
     async def run_stats(self, task_ids: Sequence[str]) -> dict[str, tuple[int, int, Run | None]]:
         """Per task id: (number of runs, number of failed runs, latest run or None)."""

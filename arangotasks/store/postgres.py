@@ -8,7 +8,8 @@ import psycopg
 from psycopg import errors as pg_errors
 
 from arangotasks.errors import StoreUnavailableError
-from arangotasks.store.schema import POSTGRES, Result, SQLStore, Stmt
+from arangotasks.store.runs import RunsSQLStore
+from arangotasks.store.schema import POSTGRES, Result, Stmt
 
 # Conditions of the server or the network rather than of a statement. A read-only transaction
 # (hot standby, default_transaction_read_only) is PG's analogue of SQLite's read-only file.
@@ -24,7 +25,7 @@ def _pg_sql(sql: str) -> str:
     return sql.replace("?", "%s")
 
 
-class PostgresStore(SQLStore):
+class PostgresStore(RunsSQLStore):
     """Tasks and runs in a PostgreSQL database (schema created on ``open``).
 
     Statements run on one connection, one transaction at a time. After a lost connection or

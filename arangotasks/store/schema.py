@@ -26,8 +26,8 @@ RUN_COLUMNS = tuple(
     "uid task_id task_name database owner trigger status scheduled_at enqueued_at started_at "
     "finished_at result_json output error".split()
 )
-_RUN_SELECT = ", ".join(RUN_COLUMNS)
-_UNFINISHED = ", ".join(
+RUN_SELECT = ", ".join(RUN_COLUMNS)
+UNFINISHED = ", ".join(
     f"'{status.value}'" for status in RunStatus if status not in FINISHED_STATUSES
 )
 # Bounds the number of bound parameters of one statement (SQLite's limit is 32766, PG's 65535).
@@ -100,6 +100,8 @@ def schema_statements(d: Dialect) -> list[str]:
         # run_stats counts (failed) runs per task from this index alone (SQLite adds the uid).
         "CREATE INDEX IF NOT EXISTS runs_task_status ON runs (task_id, status)",
         "CREATE INDEX IF NOT EXISTS runs_started_at ON runs (started_at)",
+        # Pruning by age finds its batches from this index.
+        "CREATE INDEX IF NOT EXISTS runs_finished_at ON runs (finished_at)",
         # max_run_uid must not go down when pruning removes the newest runs: uids are never reused.
         f"CREATE TABLE IF NOT EXISTS store_meta (key TEXT PRIMARY KEY, value {d.bigint} NOT NULL)",
         "INSERT INTO store_meta (key, value) VALUES ('max_run_uid', 0) "
@@ -172,7 +174,7 @@ def runs_filter(q: RunQuery) -> tuple[list[str], list[Any]]:
     return conditions, params
 
 
-def _where(conditions: Sequence[str]) -> str:
+def where_clause(conditions: Sequence[str]) -> str:
     return f" WHERE {' AND '.join(conditions)}" if conditions else ""
 
 
@@ -197,13 +199,9 @@ _INSERT_TASK = (
     f"({', '.join('?' * len(TASK_COLUMNS))}, {{next_seq}}) ON CONFLICT (id) DO NOTHING"
 )
 _UPSERT_RUN = (
-    f"INSERT INTO runs ({_RUN_SELECT}) VALUES ({', '.join('?' * len(RUN_COLUMNS))}) "
+    f"INSERT INTO runs ({RUN_SELECT}) VALUES ({', '.join('?' * len(RUN_COLUMNS))}) "
     f"ON CONFLICT (uid) DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in RUN_COLUMNS[1:])
 )
-_PRUNE = f"""DELETE FROM runs WHERE status NOT IN ({_UNFINISHED}) AND (finished_at < ? OR uid IN (
-    SELECT uid FROM (
-        SELECT uid, ROW_NUMBER() OVER (PARTITION BY task_id ORDER BY uid DESC) AS rn FROM runs
-    ) AS ranked WHERE rn > ?))"""
 _RUN_STATS = f"""SELECT s.task_id, s.n, s.failed, {", ".join("r." + c for c in RUN_COLUMNS)}
     FROM (SELECT task_id, COUNT(*) AS n,
                  COUNT(CASE WHEN status = '{RunStatus.FAILED.value}' THEN 1 END) AS failed,
@@ -296,20 +294,20 @@ class SQLStore(SecretRows, ABC):
         )
 
     async def get_run(self, uid: int) -> Run | None:
-        sql = f"SELECT {_RUN_SELECT} FROM runs WHERE uid = ?"
+        sql = f"SELECT {RUN_SELECT} FROM runs WHERE uid = ?"
         result = await self._one(Stmt(sql, (uid,), fetch=True), write=False)
         return row_to_run(result.rows[0]) if result.rows else None
 
     async def query_runs(self, query: RunQuery) -> tuple[list[Run], int, int | None]:
         conditions, params = runs_filter(query)
-        count = Stmt(f"SELECT COUNT(*) FROM runs{_where(conditions)}", params, fetch=True)
+        count = Stmt(f"SELECT COUNT(*) FROM runs{where_clause(conditions)}", params, fetch=True)
         if query.from_uid is not None:
             conditions = [*conditions, "uid >= ?" if query.reverse else "uid <= ?"]
             params = [*params, query.from_uid]
         # One row beyond the page: its uid starts the next page (even for limit 0).
         limit = max(query.limit, 0)
         sql = (
-            f"SELECT {_RUN_SELECT} FROM runs{_where(conditions)} "
+            f"SELECT {RUN_SELECT} FROM runs{where_clause(conditions)} "
             f"ORDER BY uid {'ASC' if query.reverse else 'DESC'} LIMIT ?"
         )
         counted, page = await self._execute(
@@ -321,13 +319,9 @@ class SQLStore(SecretRows, ABC):
     async def fail_unfinished_runs(self, finished_at: float, error: dict[str, str]) -> int:
         sql = (
             f"UPDATE runs SET status = '{RunStatus.FAILED.value}', finished_at = ?, error = ? "
-            f"WHERE status IN ({_UNFINISHED})"
+            f"WHERE status IN ({UNFINISHED})"
         )
         result = await self._one(Stmt(sql, (finished_at, json.dumps(error))), write=True)
-        return result.rowcount
-
-    async def prune_runs(self, keep_per_task: int, older_than: float) -> int:
-        result = await self._one(Stmt(_PRUNE, (older_than, keep_per_task)), write=True)
         return result.rowcount
 
     async def run_stats(self, task_ids: Sequence[str]) -> dict[str, tuple[int, int, Run | None]]:

@@ -2,23 +2,33 @@
 
 import asyncio
 import contextlib
+import functools
 import logging
+import shutil
 import sqlite3
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
 from arangotasks.errors import StoreUnavailableError
-from arangotasks.store.schema import SQLITE, Result, SQLStore, Stmt
+from arangotasks.store.runs import PRUNE_SLICE, RunsSQLStore
+from arangotasks.store.schema import SQLITE, Result, Stmt
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 # The writer's own checkpoints only when the background ones fall this far behind (pages).
 _BACKSTOP_CHECKPOINT_PAGES = 10_000
+# A checkpointed WAL is cut back to this size, so that a burst of big runs does not keep it large.
+_JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024
+# Free pages given back to the file system per step after pruning (adapts to PRUNE_SLICE).
+_VACUUM_FIRST_PAGES = 1000
+_VACUUM_MAX_PAGES = 100_000
+_AUTO_VACUUM_INCREMENTAL = 2
 
 
-class SQLiteStore(SQLStore):
+class SQLiteStore(RunsSQLStore):
     """Tasks and runs in one SQLite file (WAL journal, ``synchronous=NORMAL``).
 
     Every call runs on a single worker thread that owns the connection. After an error that
@@ -28,6 +38,11 @@ class SQLiteStore(SQLStore):
     WAL checkpoints (which copy the log into the file and fsync it, milliseconds each) run on a
     second thread with its own connection every ``checkpoint_interval`` seconds, so that a
     commit never waits for one; SQLite's checkpoints in the committing call are a backstop.
+
+    The file uses ``auto_vacuum = INCREMENTAL``: after pruning, the freed pages are given back
+    to the file system in short steps (``PRAGMA incremental_vacuum``). A store made before that
+    is converted once when it opens (a ``VACUUM``, which is atomic: a failure leaves the file as
+    it was), when the disk has room for a copy of it.
 
     :param path: the database file; its directory is created when missing.
     :param busy_timeout: seconds to wait for a lock held by another connection.
@@ -54,6 +69,7 @@ class SQLiteStore(SQLStore):
         if self._executor is None:
             self._executor = ThreadPoolExecutor(1, thread_name_prefix="arangotasks-sqlite")
         await self._execute(self._schema(), write=True)
+        await self._call(self._convert_to_incremental_vacuum)
         if self._checkpoint_interval > 0 and self._checkpoint_loop is None:
             self._checkpointer = ThreadPoolExecutor(1, thread_name_prefix="arangotasks-ckpt")
             self._checkpoint_loop = asyncio.create_task(self._checkpoints(self._checkpointer))
@@ -109,6 +125,69 @@ class SQLiteStore(SQLStore):
             with contextlib.suppress(sqlite3.Error):
                 conn.close()
 
+    # --- giving space back ---------------------------------------------------------------------
+    async def prune_runs(self, keep_per_task: int, older_than: float) -> int:
+        removed = await super().prune_runs(keep_per_task, older_than)
+        if removed:
+            await self._reclaim_space()
+        return removed
+
+    async def _reclaim_space(self) -> None:
+        """``PRAGMA incremental_vacuum`` in steps of about ``PRUNE_SLICE`` seconds each."""
+        pages, left = _VACUUM_FIRST_PAGES, -1
+        while True:
+            started = time.monotonic()
+            step = functools.partial(self._vacuum_step, pages)
+            before, left = left, await self._call(step)
+            elapsed = time.monotonic() - started
+            if left == 0 or left == before:  # done, or the file is not incremental
+                return
+            if elapsed > PRUNE_SLICE:
+                pages = max(10, pages // 2)
+            elif elapsed < PRUNE_SLICE / 4:
+                pages = min(_VACUUM_MAX_PAGES, pages * 2)
+            await asyncio.sleep(0)  # statements queued meanwhile go first
+
+    def _vacuum_step(self, pages: int) -> int:
+        """Give up to ``pages`` free pages back; the number of free pages left."""
+        conn = self._connect()
+        try:
+            # executescript steps the pragma to its end (execute would free a single page).
+            conn.executescript(f"PRAGMA incremental_vacuum({int(pages)});")
+            return int(conn.execute("PRAGMA freelist_count").fetchone()[0])
+        except sqlite3.Error as exc:
+            if not _unavailable(exc):
+                raise
+            self._disconnect()
+            raise StoreUnavailableError(f"{self.path}: {exc}") from exc
+
+    def _convert_to_incremental_vacuum(self) -> None:
+        """One-time conversion of a store made before ``auto_vacuum = INCREMENTAL``."""
+        if self._read_only:
+            return
+        conn = self._connect()
+        if conn.execute("PRAGMA auto_vacuum").fetchone()[0] == _AUTO_VACUUM_INCREMENTAL:
+            return
+        size = sum(p.stat().st_size for p in self.path.parent.glob(self.path.name + "*"))
+        if shutil.disk_usage(self.path.parent).free < 2 * size + (64 << 20):
+            log.warning(
+                "%s: not enough free disk space to convert it to incremental vacuum (%d MB); "
+                "it keeps the space of pruned runs until a later start converts it",
+                self.path,
+                size >> 20,
+            )
+            return
+        log.warning(
+            "%s: converting to incremental vacuum, once (rewrites the file, %d MB)",
+            self.path,
+            size >> 20,
+        )
+        try:
+            conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
+            conn.execute("VACUUM")
+        except sqlite3.Error as exc:  # VACUUM is atomic: the file is as it was
+            log.warning("%s: conversion to incremental vacuum failed: %s", self.path, exc)
+
     async def _set_read_only(self, read_only: bool) -> None:
         """Test hook: as if the file became read-only (and the store reconnected), or writable.
 
@@ -143,7 +222,10 @@ class SQLiteStore(SQLStore):
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
             if not self._read_only:
+                # Takes effect in a new (empty) file only; older ones are converted at open.
+                conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
                 conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute(f"PRAGMA journal_size_limit = {_JOURNAL_SIZE_LIMIT}")
             # With WAL, NORMAL loses nothing on a process crash, only possibly on power loss.
             conn.execute("PRAGMA synchronous = NORMAL")
             if self._checkpoint_interval > 0:
