@@ -9,6 +9,8 @@ source tree DIR (default: this one), so that the same script measures an older c
   S seconds: SQLite file growth (file + WAL) per minute, and runs recorded.
 - ``runs_page``: ``GET /_api/runs?limit=20`` over those runs: its latency, and the worst latency
   of ``GET /_api/version`` probes sent every 10 ms meanwhile (the event loop's block).
+- ``prune``: a SQLite store with 300 runs of 1 MiB of one task pruned to 5: how long the store
+  made a concurrent ``get_run`` wait at worst, and the file size before and after.
 """
 
 import argparse
@@ -176,11 +178,67 @@ def growth(src: Path, tmp: Path, name: str, size: int, seconds: float) -> dict[s
         server.stop()
 
 
+_PRUNE_SCRIPT = """
+import asyncio, json, os, sys, time
+from pathlib import Path
+from arangotasks.models import Run, RunStatus, RunTrigger
+from arangotasks.store.sqlite import SQLiteStore
+
+async def main(path):
+    store = SQLiteStore(path)
+    await store.open()
+    big = json.dumps("b" * (1 << 20))
+    for start in range(1, 301, 20):
+        batch = range(start, start + 20)
+        await store.save_runs([Run(uid, "t", "t", "_system", "", RunTrigger.SCHEDULE, 1.0,
+                                   1.0, RunStatus.SUCCEEDED, 1.0, 2.0, big) for uid in batch])
+    await asyncio.sleep(2)  # a background checkpoint
+    size = lambda: sum(p.stat().st_size for p in path.parent.glob(path.name + "*"))
+    before = size()
+    waits, done = [], asyncio.Event()
+    async def probe():
+        while not done.is_set():
+            t = time.monotonic()
+            await store.get_run(300)
+            waits.append(time.monotonic() - t)
+            await asyncio.sleep(0.005)
+    task = asyncio.create_task(probe())
+    t = time.monotonic()
+    removed = await store.prune_runs(5, 0.0)
+    took = time.monotonic() - t
+    done.set()
+    await task
+    await asyncio.sleep(2)
+    await store.close()
+    print(json.dumps({"removed": removed, "prune_s": round(took, 2),
+                      "worst_store_wait_ms": round(max(waits) * 1000, 1),
+                      "file_mb_before": round(before / 1e6, 1),
+                      "file_mb_after": round(size() / 1e6, 1)}))
+
+asyncio.run(main(Path(sys.argv[1])))
+"""
+
+
+def prune(src: Path, tmp: Path) -> dict[str, Any]:
+    path = tmp / "prune" / "store.sqlite3"
+    path.parent.mkdir(parents=True)
+    out = subprocess.run(
+        [sys.executable, "-c", _PRUNE_SCRIPT, str(path)],
+        cwd=src,
+        env={**os.environ, "PYTHONPATH": str(src)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    figures: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return figures
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.hardening")
     parser.add_argument("--src", type=Path, default=HERE)
     parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--only", default="flood,growth_12mib,growth_cap")
+    parser.add_argument("--only", default="flood,growth_12mib,growth_cap,prune")
     args = parser.parse_args(argv)
     only = set(args.only.split(","))
     results: dict[str, Any] = {}
@@ -199,6 +257,9 @@ def main(argv: list[str] | None = None) -> int:
                 args.src, Path(tmp), "cap", 1024 * 1024 - 16, args.seconds
             )
             print(json.dumps({"growth_cap": results["growth_cap"]}), flush=True)
+        if "prune" in only:
+            results["prune"] = prune(args.src, Path(tmp))
+            print(json.dumps({"prune": results["prune"]}), flush=True)
     print(json.dumps(results, indent=2))
     return 0
 

@@ -61,7 +61,8 @@ class TaskStore(Protocol):
         ``older_than`` (epoch seconds), in short transactions; return how many were deleted."""
 
     async def run_stats(self, task_ids: Sequence[str]) -> dict[str, tuple[int, int, Run | None]]:
-        """Per task id: (number of runs, number of failed runs, latest run or None)."""
+        """Per task id: (number of runs, number of failed runs, latest run or None); the latest
+        run without its result and output."""
 
     # --- secrets (values only as Fernet tokens; see arangotasks.vault) -------------------
     async def put_secret(self, record: SecretRecord, max_count: int) -> SecretRecord | None:

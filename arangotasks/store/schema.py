@@ -202,7 +202,12 @@ _UPSERT_RUN = (
     f"INSERT INTO runs ({RUN_SELECT}) VALUES ({', '.join('?' * len(RUN_COLUMNS))}) "
     f"ON CONFLICT (uid) DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in RUN_COLUMNS[1:])
 )
-_RUN_STATS = f"""SELECT s.task_id, s.n, s.failed, {", ".join("r." + c for c in RUN_COLUMNS)}
+# The latest run comes without its result and output (NULL and '[]'): a task list with details
+# must not read a big result of every task.
+_STATS_COLUMNS = {"result_json": "NULL", "output": "'[]'"}
+_RUN_STATS = f"""SELECT s.task_id, s.n, s.failed, {
+    ", ".join(_STATS_COLUMNS.get(c, "r." + c) for c in RUN_COLUMNS)
+}
     FROM (SELECT task_id, COUNT(*) AS n,
                  COUNT(CASE WHEN status = '{RunStatus.FAILED.value}' THEN 1 END) AS failed,
                  MAX(uid) AS last_uid
