@@ -75,6 +75,12 @@ def run_text(run: Run, output_json: str | None = None, error_json: str | None = 
     return f'{dumps(_head(run))[:-1]},"result":{result},"output":{output_json},"error":{error}}}'
 
 
+def run_to_api(run: Run) -> dict[str, Any]:
+    """The run record as a dict (its result parsed), for callers that need one (notifications)."""
+    result = None if run.result_json is None else json.loads(run.result_json)
+    return {**_head(run), "result": result, "output": run.output, "error": run.error}
+
+
 def _stored_text(stored: StoredRun) -> str:
     return run_text(stored.run, stored.output_json, stored.error_json)
 
