@@ -10,7 +10,7 @@ source tree DIR (default: this one), so that the same script measures an older c
 - ``runs_page``: ``GET /_api/runs?limit=20`` over those runs: its latency, and the worst latency
   of ``GET /_api/version`` probes sent every 10 ms meanwhile (the event loop's block).
 - ``prune``: a SQLite store with 300 runs of 1 MiB of one task pruned to 5: how long the store
-  made a concurrent ``get_run`` wait at worst, and the file size before and after.
+  made a concurrent ``max_run_uid`` (a tiny read) wait at worst, and the file size before and after.
 """
 
 import argparse
@@ -199,7 +199,7 @@ async def main(path):
     async def probe():
         while not done.is_set():
             t = time.monotonic()
-            await store.get_run(300)
+            await store.max_run_uid()
             waits.append(time.monotonic() - t)
             await asyncio.sleep(0.005)
     task = asyncio.create_task(probe())

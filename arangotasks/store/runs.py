@@ -23,7 +23,7 @@ _PAGE_BATCH = 20
 # Pruning deletes in transactions of about this many seconds (the batch size adapts), so that
 # no other statement waits longer for the store.
 PRUNE_SLICE = 0.05
-_PRUNE_FIRST_BATCH = 50
+_PRUNE_FIRST_BATCH = 4  # rows of 1 MiB take milliseconds each to delete
 _PRUNE_MAX_BATCH = 5000
 
 # One batch of pruning each: finished runs older than the age limit, and finished runs of one
@@ -35,6 +35,13 @@ _PRUNE_TASK = f"""DELETE FROM runs WHERE uid IN (
         SELECT uid FROM runs WHERE task_id = ? ORDER BY uid DESC LIMIT 1 OFFSET ?)
     ORDER BY uid LIMIT ?)"""
 _TASKS_OVER = "SELECT task_id FROM runs GROUP BY task_id HAVING COUNT(*) > ?"
+
+
+def next_batch(size: int, elapsed: float, most: int) -> int:
+    """The next batch size after ``size`` items took ``elapsed`` seconds: as many as fit in
+    ``PRUNE_SLICE`` at that pace (at most twice as many as before, at least one)."""
+    fitting = int(size * PRUNE_SLICE / max(elapsed, 1e-4))
+    return max(1, min(most, 2 * size, fitting))
 
 
 def row_to_stored_run(row: Row) -> StoredRun:
@@ -106,10 +113,7 @@ class RunsSQLStore(SQLStore):
             result = await self._one(Stmt(sql, (*params, size)), write=True)
             elapsed = time.monotonic() - started
             removed += result.rowcount
-            if elapsed > PRUNE_SLICE:
-                self._prune_batch = max(1, size // 2)
-            elif elapsed < PRUNE_SLICE / 4:
-                self._prune_batch = min(_PRUNE_MAX_BATCH, size * 2)
+            self._prune_batch = next_batch(size, elapsed, _PRUNE_MAX_BATCH)
             if result.rowcount < size:
                 return removed
             await asyncio.sleep(0)  # statements queued meanwhile go first

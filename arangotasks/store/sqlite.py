@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from arangotasks.errors import StoreUnavailableError
-from arangotasks.store.runs import PRUNE_SLICE, RunsSQLStore
+from arangotasks.store.runs import RunsSQLStore, next_batch
 from arangotasks.store.schema import SQLITE, Result, Stmt
 
 T = TypeVar("T")
@@ -23,7 +23,7 @@ _BACKSTOP_CHECKPOINT_PAGES = 10_000
 # A checkpointed WAL is cut back to this size, so that a burst of big runs does not keep it large.
 _JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024
 # Free pages given back to the file system per step after pruning (adapts to PRUNE_SLICE).
-_VACUUM_FIRST_PAGES = 1000
+_VACUUM_FIRST_PAGES = 256  # 1 MiB of 4 KiB pages
 _VACUUM_MAX_PAGES = 100_000
 _AUTO_VACUUM_INCREMENTAL = 2
 
@@ -134,7 +134,7 @@ class SQLiteStore(RunsSQLStore):
 
     async def _reclaim_space(self) -> None:
         """``PRAGMA incremental_vacuum`` in steps of about ``PRUNE_SLICE`` seconds each."""
-        pages, left = _VACUUM_FIRST_PAGES, -1
+        pages, left, unchecked = _VACUUM_FIRST_PAGES, -1, 0
         while True:
             started = time.monotonic()
             step = functools.partial(self._vacuum_step, pages)
@@ -142,10 +142,14 @@ class SQLiteStore(RunsSQLStore):
             elapsed = time.monotonic() - started
             if left == 0 or left == before:  # done, or the file is not incremental
                 return
-            if elapsed > PRUNE_SLICE:
-                pages = max(10, pages // 2)
-            elif elapsed < PRUNE_SLICE / 4:
-                pages = min(_VACUUM_MAX_PAGES, pages * 2)
+            # Each step writes the pages it moves to the WAL: checkpoint on the checkpointer's
+            # thread before the writer's own backstop checkpoint (a stall of 300 ms) would.
+            unchecked += pages
+            if unchecked >= _BACKSTOP_CHECKPOINT_PAGES // 2 and self._checkpointer is not None:
+                loop = asyncio.get_running_loop()
+                await loop.run_in_executor(self._checkpointer, self._checkpoint)
+                unchecked = 0
+            pages = next_batch(pages, elapsed, _VACUUM_MAX_PAGES)
             await asyncio.sleep(0)  # statements queued meanwhile go first
 
     def _vacuum_step(self, pages: int) -> int:
