@@ -115,7 +115,18 @@ def main(argv: list[str] | None = None) -> int:
         from arangotasks.runfile import run_file
 
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-        return run_file(args.file, args.params, args.timeout)
+        from pydantic import ValidationError
+
+        from arangotasks.config import Settings
+
+        try:
+            # The server's sandbox limits (ARANGOTASKS_MEMORY_MB, _TIMEOUT, ...), so that a command
+            # tried here behaves as it will in a task.
+            run_settings = Settings()
+        except ValidationError as exc:
+            print(f"arangotasks: invalid setting: {exc}", file=sys.stderr)
+            return 2
+        return run_file(args.file, args.params, args.timeout, run_settings)
     from pydantic import ValidationError
 
     from arangotasks.logs import configure_logging

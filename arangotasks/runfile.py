@@ -5,6 +5,7 @@ import json
 import sys
 from typing import TextIO
 
+from arangotasks.config import Settings
 from arangotasks.models import RunOutcome
 from arangotasks.sandbox.base import Limits
 from arangotasks.sandbox.pool import QuickJSSandbox
@@ -14,12 +15,16 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 
 
-def run_file(path: str, params_json: str | None, timeout: float | None) -> int:
+def run_file(
+    path: str, params_json: str | None, timeout: float | None, settings: Settings | None = None
+) -> int:
     """Run the file's contents once, like a task's command, and print what happened.
 
     :param path: a JavaScript function body (``params`` in scope, ``return`` allowed).
     :param params_json: JSON text of ``params``; ``None`` leaves ``params`` undefined.
     :param timeout: seconds of CPU time for the run (the default limit when ``None``).
+    :param settings: the server's settings (``ARANGOTASKS_*``) whose sandbox limits apply; read
+        from the environment when ``None``, so that a command behaves as it would in a task.
     :return: 0 when the run succeeded, 1 when it failed, 2 on a usage problem.
     """
     out = sys.stdout
@@ -38,8 +43,18 @@ def run_file(path: str, params_json: str | None, timeout: float | None) -> int:
     if timeout is not None and not timeout > 0:
         out.write("error: --timeout must be a positive number of seconds\n")
         return EXIT_USAGE
-    limits = Limits() if timeout is None else Limits(timeout=timeout)
-    compile_error, outcome = asyncio.run(_run_once(command, params_json, limits, label=path))
+    if settings is None:
+        settings = Settings()
+    limits = settings.limits(timeout)
+    compile_error, outcome = asyncio.run(
+        _run_once(
+            command,
+            params_json,
+            limits,
+            label=path,
+            address_space=settings.worker_address_space_mb * 1024 * 1024,
+        )
+    )
     if compile_error is not None:
         out.write(f"cannot compile command: {compile_error}\n")
         return EXIT_FAILED
@@ -49,9 +64,9 @@ def run_file(path: str, params_json: str | None, timeout: float | None) -> int:
 
 
 async def _run_once(
-    command: str, params_json: str | None, limits: Limits, *, label: str
+    command: str, params_json: str | None, limits: Limits, *, label: str, address_space: int
 ) -> tuple[str | None, RunOutcome | None]:
-    sandbox = QuickJSSandbox(workers=1, limits=limits)
+    sandbox = QuickJSSandbox(workers=1, limits=limits, worker_address_space=address_space)
     await sandbox.start()
     try:
         # The same check as registering a task: a command that does not compile never runs.

@@ -26,7 +26,13 @@ def open_store(url: str | None, data_dir: str | Path) -> TaskStore:
     scheme = scheme.lower()
     if sep and scheme in ("postgresql", "postgres"):
         # Imported here so that psycopg stays optional for SQLite deployments.
-        from arangotasks.store.postgres import PostgresStore
+        try:
+            from arangotasks.store.postgres import PostgresStore
+        except ImportError as exc:
+            raise ValueError(
+                f"a PostgreSQL store needs psycopg, which is not installed ({exc}); "
+                "install the extra: pip install 'arangotasks[postgres]'"
+            ) from None
 
         return PostgresStore(url)
     if sep and scheme == "sqlite":

@@ -67,3 +67,28 @@ def test_the_timeout_option_bounds_the_run(tmp_path, capsys):
 def test_usage_problems_exit_2(capsys, path, params_json, timeout, message):
     assert run_file(path, params_json, timeout) == 2
     assert capsys.readouterr().out.startswith(message)
+
+
+def test_run_uses_the_server_sandbox_settings(tmp_path, monkeypatch, capsys):
+    """``arangotasks run`` reads ARANGOTASKS_OUTPUT_KB / _MEMORY_MB / _STACK_KB / _TIMEOUT as
+    ``serve`` does (it used to run with the built-in defaults whatever the environment said)."""
+    from arangotasks.cli import main
+
+    monkeypatch.setenv("ARANGOTASKS_OUTPUT_KB", "1")
+    monkeypatch.setenv("ARANGOTASKS_MEMORY_MB", "8")
+    path = write(tmp_path, "for (var i = 0; i < 100; i++) print('x'.repeat(100)); return 1;")
+    assert main(["run", path]) == 0
+    out = capsys.readouterr().out
+    assert out.count("x" * 100) < 20  # 1 KiB of output kept, not 10 KiB
+    # 8 MiB of heap: a 32 MiB string cannot be built (the default 64 MiB allows it).
+    big = write(tmp_path, "var s = 'y'.repeat(32 * 1024 * 1024); return s.length;")
+    assert main(["run", big]) == 1
+    assert "memory" in capsys.readouterr().out.lower()
+
+
+def test_run_refuses_an_invalid_setting(tmp_path, monkeypatch, capsys):
+    from arangotasks.cli import main
+
+    monkeypatch.setenv("ARANGOTASKS_MEMORY_MB", "0")
+    assert main(["run", write(tmp_path, "return 1;")]) == 2
+    assert "invalid setting" in capsys.readouterr().err

@@ -545,3 +545,25 @@ async def test_open_store_default_is_usable(tmp_path: Path) -> None:
     await store.insert_task(task("t"))
     await store.close()
     assert (tmp_path / "data" / "arangotasks.sqlite3").is_file()
+
+
+def test_a_postgresql_url_without_psycopg_is_one_line_naming_the_extra(tmp_path: Path) -> None:
+    """Without the ``[postgres]`` extra, ``serve --store postgresql://...`` used to end in a
+    26-line ImportError traceback; now it is one line that says what to install."""
+    import subprocess
+    import sys
+
+    # psycopg is installed here (dev extra): hide it the way a missing package looks.
+    code = (
+        "import sys; sys.modules['psycopg'] = None\n"
+        "from arangotasks.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    args = ["serve", "--port", "0", "--data-dir", str(tmp_path), "--store", "postgresql://h/db"]
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "arangotasks[postgres]" in lines[0]
