@@ -1,13 +1,24 @@
 """Parsing of task bodies in ArangoDB's order and with its lenient rules (§1.4)."""
 
 import json
+import logging
 from dataclasses import dataclass
 from typing import Any, TypeGuard
 
 from arangotasks.errors import ArangoError, ErrorCode
 from arangotasks.models import to_ms
 
+log = logging.getLogger(__name__)
+
 DEFAULT_NAME = "user-defined task"
+
+# Every body field a task create reads: ArangoDB's (§1.4), then our extensions. Any other field is
+# ignored, as ArangoDB does, with one warning line. Add an extension's fields here.
+ARANGODB_FIELDS = ("id", "name", "isSystem", "offset", "period", "runAsUser", "command", "params")
+EXTENSION_FIELDS = ("timeout",)
+KNOWN_FIELDS = frozenset(ARANGODB_FIELDS + EXTENSION_FIELDS)
+# A body with thousands of odd keys must not make a log line of megabytes.
+_MAX_NAMED, _MAX_NAME_CHARS = 10, 64
 # ArangoDB would overflow a long long; we refuse values no schedule could honour (~100 years).
 MAX_SECONDS = 100 * 365 * 86400
 
@@ -135,6 +146,7 @@ def parse_task_body(
         )
     # Step 13: params of any JSON type, kept as-is; absent stays absent.
     params_json = json.dumps(body["params"], separators=(",", ":")) if "params" in body else None
+    _warn_unknown(body)
     return TaskSpec(
         id=task_id,
         name=name,
@@ -145,3 +157,13 @@ def parse_task_body(
         params_json=params_json,
         timeout=float(timeout) if timeout is not None else None,
     )
+
+
+def _warn_unknown(body: dict[str, Any]) -> None:
+    """One warning line naming the fields that are ignored (a typo like ``peroid`` shows here)."""
+    unknown = [key for key in body if key not in KNOWN_FIELDS]
+    if not unknown:
+        return
+    named = ", ".join(repr(key[:_MAX_NAME_CHARS]) for key in unknown[:_MAX_NAMED])
+    more = f" and {len(unknown) - _MAX_NAMED} more" if len(unknown) > _MAX_NAMED else ""
+    log.warning("task body: ignoring unknown field(s) %s%s", named, more)

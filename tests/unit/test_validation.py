@@ -1,6 +1,7 @@
 """One case per rule of §1.4 (steps 1, 5-11, 13), in ArangoDB's order."""
 
 import json
+import logging
 
 import pytest
 
@@ -169,3 +170,22 @@ def test_lone_surrogates_and_nul_are_refused(field):
     assert error_of(surrogate).code == ErrorCode.CORRUPTED_JSON
     nul = {"command": "x", field: "a\u0000b"}
     assert error_of(nul).code == ErrorCode.BAD_PARAMETER
+
+
+def test_unknown_fields_are_ignored_with_one_warning_naming_them(caplog):
+    with caplog.at_level(logging.WARNING, logger="arangotasks.validation"):
+        spec = parse({"command": "1", "peroid": 5, "colour": "red", "period": 2})
+    assert spec.period_ms == 2000
+    lines = [r.getMessage() for r in caplog.records if r.name == "arangotasks.validation"]
+    assert lines == ["task body: ignoring unknown field(s) 'peroid', 'colour'"]
+
+
+def test_known_fields_log_nothing_and_many_unknown_ones_stay_one_short_line(caplog):
+    known = {"id": "a", "name": "n", "isSystem": True, "offset": 1, "period": 1}
+    known |= {"runAsUser": "", "command": "1", "params": 1, "timeout": 1}
+    with caplog.at_level(logging.WARNING, logger="arangotasks.validation"):
+        parse(known)
+        parse({"command": "1", **{"x" * 1000 + str(i): i for i in range(500)}})
+    lines = [r.getMessage() for r in caplog.records if r.name == "arangotasks.validation"]
+    assert len(lines) == 1
+    assert lines[0].endswith(" and 490 more") and len(lines[0]) < 1000
