@@ -10,7 +10,8 @@ from arangotasks.api.metrics import http_metrics_middleware
 from arangotasks.api.middleware import auth_middleware, error_middleware
 from arangotasks.api.runs import run_to_api
 from arangotasks.config import AccessConfig, Settings, load_access
-from arangotasks.keys import ACCESS, METRICS, REGISTRY, SETTINGS
+from arangotasks.auth import Authenticator
+from arangotasks.keys import ACCESS, AUTHENTICATOR, METRICS, REGISTRY, SETTINGS
 from arangotasks.metrics import Metrics, counting
 from arangotasks.notify import Notifier
 from arangotasks.registry import Registry
@@ -39,6 +40,7 @@ def create_app(
     )
     app[SETTINGS] = settings
     app[ACCESS] = access if access is not None else load_access(settings)
+    app[AUTHENTICATOR] = Authenticator(app[ACCESS], settings)
     if sandbox is None:
         sandbox = QuickJSSandbox(
             workers=settings.workers,

@@ -2,14 +2,16 @@
 
 import base64
 import binascii
-import hmac
+import math
 import time
 from dataclasses import dataclass
 
 import jwt
 
-from arangotasks.config import Access, AccessConfig
+from arangotasks.config import Access, AccessConfig, Settings, User
 from arangotasks.errors import ArangoError, ErrorCode
+from arangotasks.passwords import PasswordChecker
+from arangotasks.throttle import LoginThrottle
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,17 +38,16 @@ def not_authorized() -> ArangoError:
     return ArangoError(ErrorCode.FORBIDDEN, "not authorized to execute this request", status=401)
 
 
-def _check_password(expected: str, given: str) -> bool:
-    # surrogatepass: a lone surrogate from a JSON escape is a wrong password, not a crash.
-    return hmac.compare_digest(
-        expected.encode(errors="surrogatepass"), given.encode(errors="surrogatepass")
+def too_many_logins(wait: float) -> ArangoError:
+    error = ArangoError(
+        ErrorCode.TOO_MANY_REQUESTS,
+        f"too many failed logins; try again in {math.ceil(wait)} s",
     )
+    error.headers["Retry-After"] = str(math.ceil(wait))
+    return error
 
 
-def login(access: AccessConfig, username: str, password: str) -> Principal | None:
-    user = access.users.get(username)
-    if user is None or not _check_password(user.password, password):
-        return None
+def _principal(user: User) -> Principal:
     return Principal(
         user.name,
         superuser=user.superuser,
@@ -61,7 +62,7 @@ def issue_jwt(access: AccessConfig, username: str, ttl: float) -> str:
     return jwt.encode(claims, access.jwt_secret, algorithm="HS256")
 
 
-def _from_jwt(access: AccessConfig, token: str) -> Principal | None:
+def _from_jwt(access: AccessConfig, token: str, max_ttl: float) -> Principal | None:
     try:
         claims = jwt.decode(
             token,
@@ -72,6 +73,12 @@ def _from_jwt(access: AccessConfig, token: str) -> Principal | None:
         )
     except jwt.PyJWTError:
         return None
+    # A stolen token must not be good for years: its lifetime (exp - iat, or what is left of it
+    # when it has no iat) is at most max_ttl. PyJWT has checked that exp is a number.
+    exp, iat = claims["exp"], claims.get("iat")
+    start = iat if isinstance(iat, int | float) and not isinstance(iat, bool) else time.time()
+    if exp - start > max_ttl:
+        return None
     username = claims.get("preferred_username")
     if username is None:
         # A token signed with the server secret and no user is a superuser (§1.7).
@@ -79,33 +86,48 @@ def _from_jwt(access: AccessConfig, token: str) -> Principal | None:
     if not isinstance(username, str):
         return None
     user = access.users.get(username)
-    if user is None:
+    return None if user is None else _principal(user)
+
+
+class Authenticator:
+    """Checks credentials: passwords (plain or hashed), JWTs, and the failed-login throttle."""
+
+    def __init__(self, access: AccessConfig, settings: Settings) -> None:
+        self.access = access
+        self._jwt_max_ttl = settings.jwt_max_ttl
+        self._checker = PasswordChecker()
+        self._throttle = LoginThrottle(settings.login_burst, settings.login_rate)
+
+    async def login(self, username: str, password: str, address: str) -> Principal | None:
+        """The user named ``username`` if ``password`` is theirs; 429 when throttled."""
+        user = self.access.users.get(username)
+        # Unknown names get no bucket of their own (anyone could invent millions of them).
+        keys = [("addr", address)] + ([("user", username)] if user is not None else [])
+        wait = self._throttle.retry_after(keys)
+        if wait > 0:
+            raise too_many_logins(wait)
+        if user is not None and await self._checker.matches(user.password, password):
+            return _principal(user)
+        self._throttle.failed(keys)
         return None
-    return Principal(
-        user.name,
-        superuser=user.superuser,
-        writable=user.superuser or user.access is Access.READ_WRITE,
-        databases=None if user.superuser else user.databases,
-    )
 
-
-def authenticate(access: AccessConfig, header: str | None) -> Principal:
-    """The caller named by an ``Authorization`` header; raise 401/11 when that fails."""
-    if not header:
-        raise not_authorized()
-    scheme, _, value = header.strip().partition(" ")
-    scheme = scheme.lower()
-    principal: Principal | None = None
-    if scheme == "basic":
-        try:
-            decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
-            raise not_authorized() from None
-        username, sep, password = decoded.partition(":")
-        if sep:
-            principal = login(access, username, password)
-    elif scheme == "bearer":
-        principal = _from_jwt(access, value.strip())
-    if principal is None:
-        raise not_authorized()
-    return principal
+    async def authenticate(self, header: str | None, address: str) -> Principal:
+        """The caller named by an ``Authorization`` header; raise 401/11 when that fails."""
+        if not header:
+            raise not_authorized()
+        scheme, _, value = header.strip().partition(" ")
+        scheme = scheme.lower()
+        principal: Principal | None = None
+        if scheme == "basic":
+            try:
+                decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+            except (binascii.Error, UnicodeDecodeError):
+                raise not_authorized() from None
+            username, sep, password = decoded.partition(":")
+            if sep:
+                principal = await self.login(username, password, address)
+        elif scheme == "bearer":
+            principal = _from_jwt(self.access, value.strip(), self._jwt_max_ttl)
+        if principal is None:
+            raise not_authorized()
+        return principal

@@ -41,7 +41,27 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--params", help="params as JSON (default: absent)")
     run.add_argument("--timeout", type=float, help="time limit in seconds")
     client.add_parsers(commands)
+    commands.add_parser(
+        "hash-password",
+        help="print an argon2 hash of a password (read from stdin) for the users file",
+    )
     return parser
+
+
+def _hash_password() -> int:
+    from getpass import getpass
+
+    from arangotasks.passwords import hash_password
+
+    if sys.stdin.isatty():
+        password = getpass("password: ")
+        if getpass("again: ") != password:
+            print("arangotasks: the passwords differ", file=sys.stderr)
+            return 2
+    else:
+        password = sys.stdin.readline().removesuffix("\n").removesuffix("\r")
+    print(hash_password(password))
+    return 0
 
 
 def _settings(args: argparse.Namespace) -> "Settings":
@@ -111,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command in client.COMMANDS:
         return client.run(args)
+    if args.command == "hash-password":
+        return _hash_password()
     if args.command == "run":
         from arangotasks.runfile import run_file
 

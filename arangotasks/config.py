@@ -1,5 +1,6 @@
 """Settings: defaults, then ``ARANGOTASKS_*`` environment variables, then CLI flags."""
 
+import logging
 import os
 import re
 import secrets
@@ -9,10 +10,23 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StrictBool,
+    StrictStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from arangotasks.passwords import check_hash_format, is_hash
 from arangotasks.sandbox.base import Limits
+
+log = logging.getLogger(__name__)
 
 SYSTEM_DATABASE = "_system"
 # ArangoDB's traditional database names: a letter first, then letters, digits, _ and -.
@@ -50,6 +64,11 @@ class Settings(BaseSettings):
     config: Path | None = None  # TOML file with [[users]] and databases
     any_database: bool = False  # accept every valid database name, not only configured ones
     tasks_enabled: bool = True  # False = ArangoDB's --javascript.tasks=false (§1.4 step 2)
+
+    # Users and logins
+    jwt_max_ttl: float = Field(default=86400.0, gt=0)  # longest accepted exp - iat of a JWT
+    login_burst: int = Field(default=10, ge=1)  # failed logins at once, per user and per address
+    login_rate: float = Field(default=1.0, gt=0)  # failed logins per second after the burst
 
     # Sandbox (per-run bounds; a task's own "timeout" overrides the default)
     workers: int | None = Field(default=None, ge=1)  # None = one per core
@@ -101,6 +120,12 @@ class Settings(BaseSettings):
     error_stack_kb: int = Field(default=16, ge=1)  # cut beyond it
     runs_page_mb: float = Field(default=8.0, gt=0)  # a runs API page stops before this size
 
+    @model_validator(mode="after")
+    def _jwt_ttl_within_max(self) -> "Settings":
+        if self.jwt_ttl > self.jwt_max_ttl:
+            raise ValueError("jwt_ttl must not exceed jwt_max_ttl (tokens we issue would be refused)")
+        return self
+
     def limits(self, timeout: float | None = None) -> Limits:
         return Limits(
             timeout=timeout if timeout is not None else self.timeout,
@@ -118,16 +143,85 @@ class Access(StrEnum):
     READ_WRITE = "rw"
 
 
-@dataclass(frozen=True, slots=True)
-class User:
-    name: str
-    password: str
+class User(BaseModel):
+    """One ``[[users]]`` entry of the users file, checked strictly: a wrong type or an unknown
+    field refuses the file at start (``superuser = "false"`` is an error, not a superuser).
+
+    Add a per-user setting as one more field here; its type is its check.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: StrictStr = Field(min_length=1)
+    # Required: an argon2 hash in PHC format (``arangotasks hash-password``) or plain text;
+    # an empty password must be written out as ``password = ""``.
+    password: StrictStr
     access: Access = Access.READ_WRITE
-    superuser: bool = False
-    databases: frozenset[str] | None = None  # None = every database
+    superuser: StrictBool = False
+    databases: frozenset[StrictStr] | None = None  # None = every database
+
+    @field_validator("access", mode="before")
+    @classmethod
+    def _access_is_a_string(cls, value: Any) -> Any:
+        if not isinstance(value, str | Access):
+            raise ValueError("must be a string")
+        return value
+
+    @field_validator("databases", mode="before")
+    @classmethod
+    def _databases_is_a_list(cls, value: Any) -> Any:
+        if value is not None and not isinstance(value, list | frozenset):
+            raise ValueError("must be a list of database names")
+        return value
+
+    @field_validator("password")
+    @classmethod
+    def _hash_parses(cls, value: str) -> str:
+        if is_hash(value) and (reason := check_hash_format(value)) is not None:
+            raise ValueError(f"looks like an argon2 hash but does not parse: {reason}")
+        return value
 
     def may_use(self, database: str) -> bool:
         return self.databases is None or database in self.databases
+
+
+# What each field accepts, for the error message of a bad users file.
+_ALLOWED = {
+    "name": "a non-empty string",
+    "password": 'a string: an argon2 hash from `arangotasks hash-password`, plain text, or ""',
+    "access": '"rw" or "ro"',
+    "superuser": "true or false (a TOML boolean, not a string)",
+    "databases": 'a list of database names, e.g. ["shop"]',
+}
+
+
+def _user_error(index: int, raw: Any, exc: ValidationError) -> ValueError:
+    name = raw.get("name") if isinstance(raw, dict) else None
+    who = f"user {name!r}" if isinstance(name, str) and name else f"[[users]] entry #{index + 1}"
+    problems = []
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error["loc"] else "?"
+        if error["type"] == "extra_forbidden":
+            allowed = ", ".join(User.model_fields)
+            problems.append(f"unknown field {field!r} (allowed fields: {allowed})")
+        elif error["type"] == "missing":
+            problems.append(f"field {field!r} is missing; allowed values: {_ALLOWED[field]}")
+        else:
+            given = error.get("input")
+            allowed = _ALLOWED.get(field, error["msg"])
+            reason = f" ({error['msg']})" if error["type"] == "value_error" else ""
+            problems.append(f"field {field!r} is {given!r}{reason}; allowed values: {allowed}")
+    return ValueError(f"config: {who}: " + "; ".join(problems))
+
+
+def parse_user(index: int, raw: Any) -> User:
+    """The ``index``-th ``[[users]]`` entry; ``ValueError`` naming the user, field and values."""
+    if not isinstance(raw, dict):
+        raise ValueError(f"config: [[users]] entry #{index + 1} is not a table: {raw!r}")
+    try:
+        return User.model_validate(raw)
+    except ValidationError as exc:
+        raise _user_error(index, raw, exc) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,25 +254,10 @@ def _jwt_secret(settings: Settings) -> str:
     return secret
 
 
-def _parse_user(raw: Any) -> User:
-    if not isinstance(raw, dict) or not isinstance(raw.get("name"), str) or not raw["name"]:
-        raise ValueError(f"config: each [[users]] entry needs a non-empty 'name': {raw!r}")
-    access = Access(raw.get("access", "rw"))
-    dbs = raw.get("databases")
-    if dbs is not None and not (isinstance(dbs, list) and all(isinstance(d, str) for d in dbs)):
-        raise ValueError(f"config: user {raw['name']!r}: 'databases' must be a list of names")
-    return User(
-        name=raw["name"],
-        password=str(raw.get("password", "")),
-        access=access,
-        superuser=bool(raw.get("superuser", False)),
-        databases=frozenset(dbs) if dbs is not None else None,
-    )
-
-
 def load_access(settings: Settings) -> AccessConfig:
     """Read users and databases; raise ``ValueError`` with a clear message on a bad file."""
-    users = {"root": User("root", settings.root_password, Access.READ_WRITE, superuser=True)}
+    root = User(name="root", password=settings.root_password, superuser=True)
+    users = {"root": root}
     databases = {SYSTEM_DATABASE}
     any_database = settings.any_database
     if settings.config is not None:
@@ -186,9 +265,22 @@ def load_access(settings: Settings) -> AccessConfig:
             data = tomllib.loads(settings.config.read_text())
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ValueError(f"config file {settings.config}: {exc}") from exc
-        for raw in data.get("users", []):
-            user = _parse_user(raw)
-            users[user.name] = user
+        raw_users = data.get("users", [])
+        if not isinstance(raw_users, list):
+            raise ValueError("config: 'users' must be [[users]] tables")
+        seen: set[str] = set()
+        for index, raw in enumerate(raw_users):
+            user = parse_user(index, raw)
+            if user.name in seen:
+                raise ValueError(f"config: user {user.name!r} is defined twice")
+            seen.add(user.name)
+            if user.password and not is_hash(user.password):
+                log.warning(
+                    "config: user %r has a plain-text password; store an argon2 hash instead "
+                    "(arangotasks hash-password)",
+                    user.name,
+                )
+            users[user.name] = user  # an entry named "root" replaces the built-in root
         for name in data.get("databases", []):
             if not isinstance(name, str) or not _DB_NAME.match(name):
                 raise ValueError(f"config: invalid database name {name!r}")

@@ -13,10 +13,15 @@ class ErrorCode(IntEnum):
     HTTP_NOT_FOUND = 404
     METHOD_NOT_ALLOWED = 405
     REQUEST_TOO_LARGE = 413
+    TOO_MANY_REQUESTS = 429
     SERVICE_UNAVAILABLE = 503
     CORRUPTED_JSON = 600
     SUPERFLUOUS_SUFFICES = 601
+    DUPLICATE_NAME = 1207
     DATABASE_NOT_FOUND = 1228
+    DATABASE_NAME_INVALID = 1229
+    USE_SYSTEM_DATABASE = 1230
+    USER_NOT_FOUND = 1703
     TASK_INVALID_ID = 1850
     TASK_DUPLICATE_ID = 1851
     TASK_NOT_FOUND = 1852
@@ -41,10 +46,15 @@ _STATUS: dict[ErrorCode, int] = {
     ErrorCode.HTTP_NOT_FOUND: 404,
     ErrorCode.METHOD_NOT_ALLOWED: 405,
     ErrorCode.REQUEST_TOO_LARGE: 413,
+    ErrorCode.TOO_MANY_REQUESTS: 429,
     ErrorCode.SERVICE_UNAVAILABLE: 503,
     ErrorCode.CORRUPTED_JSON: 400,
     ErrorCode.SUPERFLUOUS_SUFFICES: 400,
+    ErrorCode.DUPLICATE_NAME: 409,
     ErrorCode.DATABASE_NOT_FOUND: 404,
+    ErrorCode.DATABASE_NAME_INVALID: 400,
+    ErrorCode.USE_SYSTEM_DATABASE: 403,
+    ErrorCode.USER_NOT_FOUND: 404,
     ErrorCode.TASK_INVALID_ID: 400,
     ErrorCode.TASK_DUPLICATE_ID: 409,
     ErrorCode.TASK_NOT_FOUND: 404,
@@ -61,10 +71,15 @@ _MESSAGE: dict[ErrorCode, str] = {
     ErrorCode.HTTP_NOT_FOUND: "not found",
     ErrorCode.METHOD_NOT_ALLOWED: "method not supported",
     ErrorCode.REQUEST_TOO_LARGE: "request entity too large",
+    ErrorCode.TOO_MANY_REQUESTS: "too many requests",
     ErrorCode.SERVICE_UNAVAILABLE: "service unavailable",
     ErrorCode.CORRUPTED_JSON: "invalid JSON object",
     ErrorCode.SUPERFLUOUS_SUFFICES: "superfluous URL suffices",
+    ErrorCode.DUPLICATE_NAME: "duplicate name",
     ErrorCode.DATABASE_NOT_FOUND: "database not found",
+    ErrorCode.DATABASE_NAME_INVALID: "database name invalid",
+    ErrorCode.USE_SYSTEM_DATABASE: "operation only allowed in system database",
+    ErrorCode.USER_NOT_FOUND: "user not found",
     ErrorCode.TASK_INVALID_ID: "invalid task id",
     ErrorCode.TASK_DUPLICATE_ID: "duplicate task id",
     ErrorCode.TASK_NOT_FOUND: "task not found",
@@ -85,6 +100,7 @@ class ArangoError(Exception):
         self.code = code
         self.message = message if message is not None else code.default_message
         self.status = status if status is not None else code.status
+        self.headers: dict[str, str] = {}  # extra response headers (e.g. Retry-After)
         super().__init__(self.message)
 
     def body(self) -> dict[str, Any]:

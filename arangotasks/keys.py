@@ -2,13 +2,14 @@
 
 from aiohttp import web
 
-from arangotasks.auth import Principal
+from arangotasks.auth import Authenticator, Principal
 from arangotasks.config import AccessConfig, Settings
 from arangotasks.metrics import Metrics
 from arangotasks.registry import Registry
 
 SETTINGS = web.AppKey("settings", Settings)
 ACCESS = web.AppKey("access", AccessConfig)
+AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
 REGISTRY = web.AppKey("registry", Registry)
 METRICS = web.AppKey("metrics", Metrics)
 

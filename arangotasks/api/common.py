@@ -20,6 +20,7 @@ def json_response(data: Any, status: int = 200) -> web.Response:
 
 def error_response(error: ArangoError) -> web.Response:
     response = json_response(error.body(), status=error.status)
+    response.headers.update(error.headers)
     if error.status == 401:
         response.headers["WWW-Authenticate"] = 'Basic, realm="ArangoDB"'
     return response

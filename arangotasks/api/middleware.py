@@ -6,10 +6,10 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from arangotasks.api.common import error_response
-from arangotasks.auth import ANONYMOUS_SUPERUSER, authenticate, not_authorized
+from arangotasks.auth import ANONYMOUS_SUPERUSER, not_authorized
 from arangotasks.config import SYSTEM_DATABASE
 from arangotasks.errors import ArangoError, ErrorCode, StoreUnavailableError
-from arangotasks.keys import ACCESS, DATABASE_KEY, PRINCIPAL_KEY, SETTINGS
+from arangotasks.keys import ACCESS, AUTHENTICATOR, DATABASE_KEY, PRINCIPAL_KEY, SETTINGS
 from arangotasks.ui.paths import is_ui
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,9 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     if request.app[SETTINGS].no_auth or request.path.startswith(OPEN_PREFIXES):
         request[PRINCIPAL_KEY] = ANONYMOUS_SUPERUSER
         return await handler(request)
-    principal = authenticate(access, request.headers.get("Authorization"))
+    principal = await request.app[AUTHENTICATOR].authenticate(
+        request.headers.get("Authorization"), request.remote or ""
+    )
     if not principal.may_use(database):
         raise not_authorized()
     request[PRINCIPAL_KEY] = principal

@@ -4,10 +4,10 @@ from aiohttp import web
 
 from arangotasks import __version__
 from arangotasks.api.common import bool_param, json_response
-from arangotasks.auth import issue_jwt, login
+from arangotasks.auth import issue_jwt
 from arangotasks.config import SYSTEM_DATABASE
 from arangotasks.errors import ArangoError, ErrorCode
-from arangotasks.keys import ACCESS, REGISTRY, SETTINGS, database_of
+from arangotasks.keys import ACCESS, AUTHENTICATOR, REGISTRY, SETTINGS, database_of
 from arangotasks.validation import parse_json_body
 
 # Below 4.0, so that drivers keep their task APIs on (python-arango skips them from 4.0).
@@ -49,7 +49,8 @@ async def open_auth(request: web.Request) -> web.StreamResponse:
     username, password = body.get("username"), body.get("password", "")
     if not (isinstance(username, str) and isinstance(password, str)):
         raise ArangoError(ErrorCode.HTTP_UNAUTHORIZED, "Wrong credentials")
-    if login(request.app[ACCESS], username, password) is None:
+    authenticator = request.app[AUTHENTICATOR]
+    if await authenticator.login(username, password, request.remote or "") is None:
         raise ArangoError(ErrorCode.HTTP_UNAUTHORIZED, "Wrong credentials")
     token = issue_jwt(request.app[ACCESS], username, request.app[SETTINGS].jwt_ttl)
     return json_response({"jwt": token})

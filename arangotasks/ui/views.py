@@ -8,9 +8,8 @@ from urllib.parse import quote
 import aiohttp_jinja2
 from aiohttp import web
 
-from arangotasks.auth import login
 from arangotasks.errors import ArangoError
-from arangotasks.keys import ACCESS, REGISTRY, SETTINGS
+from arangotasks.keys import ACCESS, AUTHENTICATOR, REGISTRY, SETTINGS
 from arangotasks.models import Run, RunQuery, RunStatus, RunTrigger, Task
 from arangotasks.ui import session as sessions
 
@@ -58,7 +57,14 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     target = str(form.get("next", "/ui/"))
     if not target.startswith("/ui/") or target.startswith("//"):
         target = "/ui/"
-    principal = login(request.app[ACCESS], username, password)
+    try:
+        # The same checks, hashes and failed-login throttle as the API's logins.
+        principal = await request.app[AUTHENTICATOR].login(
+            username, password, request.remote or ""
+        )
+    except ArangoError as exc:  # too many failed logins (429)
+        context = {"next": target, "error": exc.message}
+        return aiohttp_jinja2.render_template("login.html", request, context, status=exc.status)
     if principal is None:
         context = {"next": target, "error": "Wrong user name or password."}
         return aiohttp_jinja2.render_template("login.html", request, context, status=401)
