@@ -9,8 +9,8 @@ from arangotasks import api, ui
 from arangotasks.api.metrics import http_metrics_middleware
 from arangotasks.api.middleware import auth_middleware, error_middleware
 from arangotasks.api.runs import run_to_api
-from arangotasks.config import AccessConfig, Settings, load_access
 from arangotasks.auth import Authenticator
+from arangotasks.config import AccessConfig, Settings, load_access
 from arangotasks.keys import ACCESS, AUTHENTICATOR, METRICS, REGISTRY, SETTINGS
 from arangotasks.metrics import Metrics, counting
 from arangotasks.notify import Notifier

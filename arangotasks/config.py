@@ -123,7 +123,9 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _jwt_ttl_within_max(self) -> "Settings":
         if self.jwt_ttl > self.jwt_max_ttl:
-            raise ValueError("jwt_ttl must not exceed jwt_max_ttl (tokens we issue would be refused)")
+            raise ValueError(
+                "jwt_ttl must not exceed jwt_max_ttl (our own tokens would be refused)"
+            )
         return self
 
     def limits(self, timeout: float | None = None) -> Limits:

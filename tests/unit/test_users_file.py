@@ -97,9 +97,7 @@ async def test_hashed_passwords_log_in_and_wrong_ones_do_not(tmp_path):
     assert (await auth.login("h", hashed, "a")) is None  # the hash is not the password
 
 
-async def test_hash_password_command_makes_a_hash_the_server_accepts(
-    tmp_path, monkeypatch, capsys
-):
+async def test_hash_password_command_makes_a_hash_the_server_accepts(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr("sys.stdin", io.StringIO("pw with spaces\n"))
     assert main(["hash-password"]) == 0
     hashed = capsys.readouterr().out.strip()
