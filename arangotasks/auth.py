@@ -131,3 +131,21 @@ class Authenticator:
         if principal is None:
             raise not_authorized()
         return principal
+
+
+def start_warnings(settings: Settings, access: AccessConfig) -> list[str]:
+    """What an operator should hear about at start: settings that leave the API open."""
+    warnings = []
+    if settings.no_auth:
+        warnings.append(
+            "authentication is OFF: anyone who can reach this port can run JavaScript here; "
+            "writes from other web origins are refused, but use it only on a trusted host"
+        )
+    else:
+        root = access.users.get("root")
+        if root is not None and root.password == "":
+            warnings.append(
+                "the superuser 'root' has an empty password: set ARANGOTASKS_ROOT_PASSWORD "
+                "(or a root entry in the users file)"
+            )
+    return warnings

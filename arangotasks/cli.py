@@ -84,12 +84,14 @@ async def _serve(settings: "Settings") -> None:
 
     from arangotasks.api.protocol import ArangoAppRunner, ConnectionPolicy
     from arangotasks.app import create_app
+    from arangotasks.auth import start_warnings
     from arangotasks.fds import (
         ACCEPT_BACKLOG,
         connection_cap,
         deepen_listen_queue,
         raise_nofile_limit,
     )
+    from arangotasks.keys import ACCESS
     from arangotasks.logs import access_log_options
 
     fd_limit = raise_nofile_limit()
@@ -116,6 +118,8 @@ async def _serve(settings: "Settings") -> None:
             log.info("arangotasks %s listening on http://%s:%s", __version__, host, port)
         log.info("store: %s; authentication: %s", store, auth)
         log.info("connections: at most %d open (open file limit %d)", cap, fd_limit)
+        for warning in start_warnings(settings, app[ACCESS]):
+            log.warning("%s", warning)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

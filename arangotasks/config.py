@@ -69,6 +69,7 @@ class Settings(BaseSettings):
     jwt_max_ttl: float = Field(default=86400.0, gt=0)  # longest accepted exp - iat of a JWT
     login_burst: int = Field(default=10, ge=1)  # failed logins at once, per user and per address
     login_rate: float = Field(default=1.0, gt=0)  # failed logins per second after the burst
+    allowed_hosts: str = ""  # with no_auth: more Host names (comma-separated) that are this server
 
     # Sandbox (per-run bounds; a task's own "timeout" overrides the default)
     workers: int | None = Field(default=None, ge=1)  # None = one per core

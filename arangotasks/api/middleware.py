@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from arangotasks.api.common import error_response
+from arangotasks.api.origin import check_same_origin
 from arangotasks.auth import ANONYMOUS_SUPERUSER, not_authorized
 from arangotasks.config import SYSTEM_DATABASE
 from arangotasks.errors import ArangoError, ErrorCode, StoreUnavailableError
@@ -64,7 +65,10 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     if not access.database_exists(database):
         raise ArangoError(ErrorCode.DATABASE_NOT_FOUND)
     request[DATABASE_KEY] = database
-    if request.app[SETTINGS].no_auth or request.path.startswith(OPEN_PREFIXES):
+    settings = request.app[SETTINGS]
+    if settings.no_auth:
+        check_same_origin(request, settings)
+    if settings.no_auth or request.path.startswith(OPEN_PREFIXES):
         request[PRINCIPAL_KEY] = ANONYMOUS_SUPERUSER
         return await handler(request)
     principal = await request.app[AUTHENTICATOR].authenticate(
