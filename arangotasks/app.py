@@ -11,7 +11,8 @@ from arangotasks.api.middleware import auth_middleware, error_middleware
 from arangotasks.api.runs import run_to_api
 from arangotasks.auth import Authenticator
 from arangotasks.config import AccessConfig, Settings, load_access
-from arangotasks.keys import ACCESS, AUTHENTICATOR, METRICS, REGISTRY, SETTINGS
+from arangotasks.keys import ACCESS, AUTHENTICATOR, LIFECYCLE, METRICS, REGISTRY, SETTINGS
+from arangotasks.lifecycle import Lifecycle, Phase
 from arangotasks.metrics import Metrics, counting
 from arangotasks.notify import Notifier
 from arangotasks.registry import Registry
@@ -57,7 +58,9 @@ def create_app(
     app[REGISTRY].run_listeners.append(notifier.on_run)
     app[METRICS].extra_counters += notifier.counters()
     app.cleanup_ctx.append(notifier.lifecycle)
+    app[LIFECYCLE] = Lifecycle()
     app.cleanup_ctx.append(_registry_ctx)
+    app.on_shutdown.append(_stopping)
     app.add_routes(api.routes())
     ui.setup(app)
     return app
@@ -66,5 +69,12 @@ def create_app(
 async def _registry_ctx(app: web.Application) -> AsyncIterator[None]:
     registry = app[REGISTRY]
     await registry.start()
+    app[LIFECYCLE].phase = Phase.READY
     yield
+    app[LIFECYCLE].phase = Phase.STOPPING
     await registry.close()
+
+
+async def _stopping(app: web.Application) -> None:
+    # Before connections are drained: a load balancer stops sending here at once.
+    app[LIFECYCLE].phase = Phase.STOPPING

@@ -4,6 +4,7 @@ from aiohttp import web
 
 from arangotasks.auth import Authenticator, Principal
 from arangotasks.config import AccessConfig, Settings
+from arangotasks.lifecycle import Lifecycle
 from arangotasks.metrics import Metrics
 from arangotasks.registry import Registry
 
@@ -12,6 +13,7 @@ ACCESS = web.AppKey("access", AccessConfig)
 AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
 REGISTRY = web.AppKey("registry", Registry)
 METRICS = web.AppKey("metrics", Metrics)
+LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
 
 # Per-request values set by the auth middleware.
 PRINCIPAL_KEY = web.RequestKey("principal", Principal)

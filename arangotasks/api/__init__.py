@@ -4,7 +4,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from arangotasks.api import metrics, openapi, runs, secrets, server, tasks
+from arangotasks.api import admin, metrics, openapi, runs, secrets, server, tasks
 
 DB_PREFIX = "/_db/{database}"
 
@@ -16,7 +16,20 @@ def _both(method: str, path: str, handler: Handler) -> list[web.RouteDef]:
 
 
 def routes() -> list[web.RouteDef]:
-    table = [web.post("/_open/auth", server.open_auth)]
+    table = _both("POST", "/_open/auth", server.open_auth)
+    # Health, without authentication (see middleware.OPEN_PATHS).
+    table += [web.get("/_admin/server/availability", admin.availability)]
+    table += _both("GET", "/_api/health/live", admin.live)
+    # What pyArango and the go-driver's tests call around tasks (arangotasks/api/admin.py).
+    table += _both("GET", "/_admin/status", admin.status)
+    table += _both("GET", "/_api/user", admin.users)
+    table += _both("GET", "/_api/user/{user}", admin.user)
+    table += _both("GET", "/_api/user/{user}/database", admin.user_databases)
+    table += _both("GET", "/_api/database", admin.databases)
+    table += _both("POST", "/_api/database", admin.create_database)
+    table += _both("GET", "/_api/database/user", admin.own_databases)
+    table += _both("GET", "/_api/gharial", admin.graphs)
+    table += _both("GET", "/_api/foxx", admin.foxx_services)
     table += _both("GET", "/_api/version", server.version)
     table += _both("GET", "/_api/collection", server.collections)
     table += _both("GET", "/_api/database/current", server.current_database)

@@ -17,8 +17,17 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-# Routes reachable without credentials, as in ArangoDB.
+# Routes reachable without credentials, as in ArangoDB (also under /_db/{database}/).
 OPEN_PREFIXES = ("/_open/",)
+OPEN_PATHS = frozenset({"/_admin/server/availability", "/_api/health/live"})
+_DB_PREFIX = "/_db/{database}"
+
+
+def _is_open(request: web.Request) -> bool:
+    resource = request.match_info.route.resource
+    path = resource.canonical if resource is not None else request.path
+    path = path.removeprefix(_DB_PREFIX)
+    return path.startswith(OPEN_PREFIXES) or path in OPEN_PATHS
 
 
 def _http_error(exc: web.HTTPException, request: web.Request) -> ArangoError:
@@ -68,7 +77,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     settings = request.app[SETTINGS]
     if settings.no_auth:
         check_same_origin(request, settings)
-    if settings.no_auth or request.path.startswith(OPEN_PREFIXES):
+    if settings.no_auth or _is_open(request):
         request[PRINCIPAL_KEY] = ANONYMOUS_SUPERUSER
         return await handler(request)
     principal = await request.app[AUTHENTICATOR].authenticate(
