@@ -59,9 +59,7 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
         target = "/ui/"
     try:
         # The same checks, hashes and failed-login throttle as the API's logins.
-        principal = await request.app[AUTHENTICATOR].login(
-            username, password, request.remote or ""
-        )
+        principal = await request.app[AUTHENTICATOR].login(username, password, request.remote or "")
     except ArangoError as exc:  # too many failed logins (429)
         context = {"next": target, "error": exc.message}
         return aiohttp_jinja2.render_template("login.html", request, context, status=exc.status)
