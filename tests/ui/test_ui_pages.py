@@ -158,3 +158,22 @@ async def test_logout(client):
     assert resp.status == 303
     client.session.cookie_jar.clear()
     assert (await client.get("/ui/", allow_redirects=False)).status == 303
+
+
+async def test_dashboard_logins_share_the_failed_login_throttle(make_client):
+    client = await make_client(login_burst=2, login_rate=0.01)
+    for _ in range(2):
+        resp = await client.post(
+            "/ui/login", data={"username": "root", "password": "wrong"}, headers=origin(client)
+        )
+        assert resp.status == 401
+    resp = await client.post(
+        "/ui/login",
+        data={"username": "root", "password": "root-pw"},
+        headers=origin(client),
+        allow_redirects=False,
+    )
+    assert resp.status == 429
+    assert "too many failed logins" in await resp.text()
+    # The API's Basic logins from the same address wait too.
+    assert (await client.get("/_api/version", headers=ROOT)).status == 429
