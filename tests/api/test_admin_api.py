@@ -98,15 +98,15 @@ async def test_databases(client):
     assert own["result"] == ["other"]
 
 
-async def test_creating_a_database_is_409_for_known_and_501_for_new_names(client):
+async def test_creating_a_database_is_409_for_known_and_403_for_new_names(client):
     known = await body_of(
         await client.post("/_api/database", json={"name": "testdb"}, headers=ROOT), 409
     )
     assert (known["errorNum"], known["errorMessage"]) == (1207, "duplicate database name")
     new = await body_of(
-        await client.post("/_api/database", json={"name": "fresh"}, headers=ROOT), 501
+        await client.post("/_api/database", json={"name": "fresh"}, headers=ROOT), 403
     )
-    assert new["errorNum"] == 9 and "users file" in new["errorMessage"]
+    assert new["errorNum"] == 11 and "users file" in new["errorMessage"]
     await body_of(await client.post("/_api/database", json={"name": "x"}, headers=BOB), 403)
     await body_of(await client.post("/_api/database", json={}, headers=ROOT), 400)
 
