@@ -42,7 +42,13 @@ def test_kill9_during_writes_loses_and_duplicates_nothing(server):
     threads = [threading.Thread(target=client, args=(n,)) for n in range(CLIENTS)]
     for t in threads:
         t.start()
-    time.sleep(1.5)
+    # Kill once the clients have really been writing: at least 50 acknowledged operations (or
+    # after 30 s, when the assertion below says so), not after a fixed time that a loaded
+    # machine may spend on a handful of requests.
+    deadline = time.monotonic() + 30
+    time.sleep(0.5)
+    while sum(len(log) for log in logs) <= 50 and time.monotonic() < deadline:
+        time.sleep(0.05)
     server.kill9()
     stop.set()
     for t in threads:
