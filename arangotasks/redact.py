@@ -4,22 +4,28 @@ A value is replaced by ``***`` in each of the forms in which task code could pas
 JSON-escaped (also twice, and with non-ASCII escaped), base64 (standard and URL-safe, with and
 without padding, and at each of the three byte alignments it can have inside a longer base64
 text, as GitHub Actions masks secrets) and URL-encoded (``encodeURIComponent``, ``encodeURI``,
-form encoding, Python's ``quote``; upper- and lower-case hex). Values shorter than
+form encoding, Python's ``quote``; upper- and lower-case hex; and any mix of encoded and plain
+characters, as a normalising HTTP client writes a URL). Values shorter than
 ``MIN_LENGTH`` characters are not redacted: masking every "a" or "42" would destroy the record
 and reveal the value anyway.
 """
 
 import base64
+import functools
 import json
 import re
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import quote, quote_plus
 
-from arangotasks.models import Run
+from arangotasks.models import Run, RunOutcome
 
 MASK = "***"
 MIN_LENGTH = 4
+# How a text cut short ends: "..." (outbound HTTP's URLs and errors), "... [N bytes cut]" (the
+# worker's caps on error messages and stacks).
+_CUT = re.compile(r"\.\.\.(?: \[\d+ bytes cut\])?\Z")
+MAX_URL_PATTERN = 2048  # longer values are masked in their fixed URL encodings only
 _URI_COMPONENT_SAFE = "-_.!~*'()"
 _URI_SAFE = _URI_COMPONENT_SAFE + ";,/?:@&=+$#"
 _PERCENT = re.compile(r"%[0-9A-F]{2}")
@@ -69,16 +75,38 @@ def forms_of(value: str) -> set[str]:
     return {form for form in forms if len(form) >= MIN_LENGTH}
 
 
+def _url_pattern(value: str) -> str:
+    """A pattern matching ``value`` with any of its characters percent-encoded or not (and a
+    space as ``+``): HTTP clients normalise URLs (yarl decodes ``%24`` back to ``$``), so the
+    URL in a request record can mix encoded and plain characters."""
+    parts = []
+    for char in value:
+        encoded = "".join(
+            f"%[{b >> 4:X}{b >> 4:x}][{b & 15:X}{b & 15:x}]"
+            for b in char.encode("utf-8", errors="surrogatepass")
+        )
+        plain = r"(?: |\+)" if char == " " else re.escape(char)
+        parts.append(f"(?:{plain}|{encoded})")
+    return "".join(parts)
+
+
 class Redactor:
     """Replaces every form of some values by ``***``; falsy when there is nothing to redact."""
 
     def __init__(self, values: Iterable[str] = ()):
         forms: set[str] = set()
+        mixed: set[str] = set()
         for value in values:
-            forms |= forms_of(value)
-        # Longest first, so that a form containing another is masked whole.
-        ordered = sorted(forms, key=lambda form: (-len(form), form))
-        self._pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
+            value_forms = forms_of(value)
+            forms |= value_forms
+            if value_forms and len(value) <= MAX_URL_PATTERN:
+                mixed.add(_url_pattern(value))
+        # Longest first, so that a form containing another is masked whole; then the patterns
+        # of mixed URL encodings.
+        self._forms = sorted(forms, key=lambda f: (-len(f), f))
+        ordered = [re.escape(form) for form in self._forms]
+        ordered += sorted(mixed)
+        self._pattern = re.compile("|".join(ordered)) if ordered else None
 
     def __bool__(self) -> bool:
         return self._pattern is not None
@@ -87,6 +115,21 @@ class Redactor:
         if self._pattern is None:
             return text
         return self._pattern.sub(MASK, text)
+
+    def clipped(self, text: str) -> str:
+        """:meth:`text`, and for a text cut short (ending in ``...`` or the worker's
+        ``... [N bytes cut]``), a start of a form left just before the cut is masked too: the
+        cut must not reveal a piece of a value."""
+        text = self.text(text)
+        cut = _CUT.search(text)
+        if cut is None:
+            return text
+        body, marker = text[: cut.start()], cut.group(0)
+        for form in self._forms:
+            for size in range(len(form) - 1, MIN_LENGTH - 1, -1):
+                if body.endswith(form[:size]):
+                    return body[:-size] + MASK + marker
+        return text
 
     def value(self, value: Any) -> Any:
         """``value`` with every string in it (keys too) redacted; other types unchanged."""
@@ -110,16 +153,34 @@ class Redactor:
             return json.dumps(redacted, ensure_ascii=False)
         return redacted
 
-    def run(self, run: Run) -> None:
-        """Redact a finished run record in place: result, output, error, and the outbound
-        requests when the record has them."""
+    def record(self, record: Run | RunOutcome) -> None:
+        """Redact a run record or a sandbox outcome in place: result, output, error and the
+        outbound requests."""
         if self._pattern is None:
             return
-        if run.result_json is not None:
-            run.result_json = self.json_text(run.result_json)
-        run.output = [self.text(line) for line in run.output]
-        if run.error is not None:
-            run.error = self.value(run.error)
-        requests = getattr(run, "requests", None)
+        if record.result_json is not None:
+            record.result_json = self.json_text(record.result_json)
+        record.output = [self.text(line) for line in record.output]
+        if record.error is not None:
+            record.error = {
+                k: self.clipped(v) if isinstance(v, str) else self.value(v)
+                for k, v in record.error.items()
+            }
+        # Outbound HTTP's records (the "requests" of a run, once host calls exist): their URLs
+        # and errors are clipped to a bound.
+        requests = getattr(record, "requests", None)
         if requests:
-            run.requests = self.value(requests)  # type: ignore[attr-defined]
+            redacted = [
+                {k: self.clipped(v) if isinstance(v, str) else v for k, v in entry.items()}
+                if isinstance(entry, dict)
+                else self.value(entry)
+                for entry in requests
+            ]
+            setattr(record, "requests", redacted)  # noqa: B010 (not a field of every record yet)
+
+
+@functools.lru_cache(maxsize=128)
+def redactor_for(values: frozenset[str]) -> Redactor:
+    """A shared :class:`Redactor` of ``values``: building one costs about a millisecond (the
+    forms and the pattern), and the runs of a task read the same secrets again and again."""
+    return Redactor(values)
