@@ -16,6 +16,16 @@ CLIENTS = 8
 IDS_PER_CLIENT = 6
 
 
+def wait_for_writes(logs: list[list[tuple[str, str, bool | None]]]) -> None:
+    """Until the clients have really been writing: at least 50 acknowledged operations (or 30 s,
+    when the test's assertion says so), not a fixed time that a loaded machine may spend on a
+    handful of requests."""
+    deadline = time.monotonic() + 30
+    time.sleep(0.5)
+    while sum(len(log) for log in logs) <= 50 and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def test_kill9_during_writes_loses_and_duplicates_nothing(server):
     # Per client, its operations in order: (task id, "create"/"delete", acked: True/None=unknown).
     logs: list[list[tuple[str, str, bool | None]]] = [[] for _ in range(CLIENTS)]
@@ -42,13 +52,7 @@ def test_kill9_during_writes_loses_and_duplicates_nothing(server):
     threads = [threading.Thread(target=client, args=(n,)) for n in range(CLIENTS)]
     for t in threads:
         t.start()
-    # Kill once the clients have really been writing: at least 50 acknowledged operations (or
-    # after 30 s, when the assertion below says so), not after a fixed time that a loaded
-    # machine may spend on a handful of requests.
-    deadline = time.monotonic() + 30
-    time.sleep(0.5)
-    while sum(len(log) for log in logs) <= 50 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for_writes(logs)
     server.kill9()
     stop.set()
     for t in threads:
