@@ -96,6 +96,7 @@ class ErrorType(StrEnum):
     OUTPUT_LIMIT = "output_limit"  # reserved: output beyond the cap is truncated, not fatal
     CRASH = "crash"  # the worker died, or the server died during the run
     RESULT = "result"  # the returned value could not be serialised as JSON
+    HTTP_LIMIT = "http_limit"  # a limit of outbound HTTP (requests per run, response size)
 
 
 @dataclass(slots=True)
@@ -107,6 +108,8 @@ class RunOutcome:
     output: list[str] = field(default_factory=list)
     output_truncated: bool = False
     error: dict[str, str] | None = None  # {type, name, message, stack}
+    # Outbound HTTP requests: {method, url, status, durationMs, error}, in order.
+    requests: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -127,6 +130,7 @@ class Run:
     result_json: str | None = None
     output: list[str] = field(default_factory=list)
     error: dict[str, str] | None = None
+    requests: list[dict[str, Any]] = field(default_factory=list)  # outbound HTTP, in order
 
 
 @dataclass(slots=True)

@@ -52,7 +52,7 @@ def _readable(outcome: RunOutcome) -> RunOutcome:
             "message": "the returned value is nested too deeply",
             "stack": "",
         }
-        return RunOutcome(ok=False, output=outcome.output, error=error)
+        return RunOutcome(ok=False, output=outcome.output, error=error, requests=outcome.requests)
     return outcome
 
 
@@ -332,7 +332,12 @@ class Registry:
                 limits = dataclasses.replace(limits, timeout=task.timeout)
             try:
                 outcome = await self.sandbox.run(
-                    task.command, task.params_json, limits, label=task.id, on_start=started
+                    task.command,
+                    task.params_json,
+                    limits,
+                    label=task.id,
+                    on_start=started,
+                    database=task.database,
                 )
             except Exception as exc:  # a broken sandbox must not stop a periodic task
                 log.exception("task %s: sandbox failure", task.id)
@@ -353,5 +358,6 @@ class Registry:
             run.result_json = outcome.result_json
             run.output = outcome.output
             run.error = outcome.error
+            run.requests = outcome.requests
             self._finished(run)
         log_run(task.id, run)

@@ -46,6 +46,7 @@ class Sandbox(Protocol):
         *,
         label: str = "",
         on_start: Callable[[], None] | None = None,
+        database: str = "",
     ) -> RunOutcome:
         """Run the raw ``command`` as a function body with ``params`` in scope.
 
@@ -53,4 +54,5 @@ class Sandbox(Protocol):
         :param limits: bounds of this run; the sandbox's defaults when ``None``.
         :param label: shown in log lines (the task id).
         :param on_start: called once a worker takes the run (its wait for a free worker ends).
+        :param database: the task's database, which host calls (outbound HTTP) act for.
         """

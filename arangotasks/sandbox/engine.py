@@ -6,6 +6,7 @@ Swapping the engine means rewriting this module (and the engine-specific corners
 """
 
 import resource
+from collections.abc import Callable
 from typing import Any
 
 import quickjs
@@ -16,6 +17,10 @@ from arangotasks.models import ErrorType
 # a limit at or above the thread's stack segfaults instead of raising (js-engines.md §3).
 _STACK_HEADROOM = 512 * 1024
 _MIN_STACK = 64 * 1024
+
+
+# The global name of the host function in a context made with one (prelude.js takes it away).
+HOST_GLOBAL = "__arangotasks_host"
 
 
 class EngineError(Exception):
@@ -73,20 +78,38 @@ class Context:
     """A fresh, isolated JS context (its own runtime) with memory, stack and CPU-time limits.
 
     Use it only on the thread that created it.
+
+    :param time_limit: CPU seconds per call; ``None`` for none (required with ``host``).
+    :param host: defined as the global function ``__arangotasks_host`` (a call of it runs this
+        Python function). The binding refuses such calls while a time limit is set, so a
+        context with ``host`` has none: the worker bounds its CPU another way.
     """
 
-    def __init__(self, *, memory_bytes: int, stack_bytes: int, time_limit: float) -> None:
+    def __init__(
+        self,
+        *,
+        memory_bytes: int,
+        stack_bytes: int,
+        time_limit: float | None,
+        host: Callable[[str, str], str] | None = None,
+    ) -> None:
         self._ctx = quickjs.Context()
+        if host is not None:
+            self._ctx.add_callable(HOST_GLOBAL, host)
         self.set_limits(memory_bytes=memory_bytes, stack_bytes=stack_bytes, time_limit=time_limit)
 
-    def set_limits(self, *, memory_bytes: int, stack_bytes: int, time_limit: float) -> None:
+    def set_limits(self, *, memory_bytes: int, stack_bytes: int, time_limit: float | None) -> None:
         """Replace all three limits (a context made ahead of its run gets the run's here)."""
         self._ctx.set_memory_limit(memory_bytes)
         self._ctx.set_max_stack_size(usable_stack(stack_bytes))
         self.set_time_limit(time_limit)
 
-    def set_time_limit(self, seconds: float) -> None:
-        """CPU seconds for each following call (the engine restarts the clock on every call)."""
+    def set_time_limit(self, seconds: float | None) -> None:
+        """CPU seconds for each following call (the engine restarts the clock on every call);
+        ``None`` lifts the limit."""
+        if seconds is None:
+            self._ctx.set_time_limit(-1.0)  # the binding's "no limit"
+            return
         # The binding treats a negative value as "no limit": keep a tiny positive budget instead.
         self._ctx.set_time_limit(max(seconds, 1e-3))
 

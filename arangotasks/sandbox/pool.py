@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from typing import Any
 
 from arangotasks.models import ErrorType, RunOutcome
 from arangotasks.sandbox.base import Limits
+from arangotasks.sandbox.host import HostCalls, HostRun
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +28,8 @@ _DEFAULT_LIMITS = Limits()
 _COMPILE_LIMITS = Limits(timeout=1.0)
 _COMPILE_CACHE_SIZE = 4096
 _CACHED_COMMAND_CHARS = 16 * 1024
+# Commands known to call the host, which start in host mode (an LRU, like the compile cache).
+_HOST_COMMANDS_SIZE = 4096
 # The folder holding the ``arangotasks`` package, so that workers import this very copy.
 _SOURCE_ROOT = str(Path(__file__).resolve().parents[2])
 
@@ -67,15 +71,32 @@ class _Worker:
         assert self.proc.stdout is not None
         return await self.proc.stdout.readline()
 
-    async def call(self, request: dict[str, Any], deadline: float) -> dict[str, Any] | None:
+    async def call(
+        self,
+        request: dict[str, Any],
+        deadline: float,
+        host: HostCalls | None = None,
+        run: HostRun | None = None,
+    ) -> dict[str, Any] | None:
         """Send one request and await its answer: ``None`` when the worker died first,
-        :class:`TimeoutError` after ``deadline`` seconds."""
-        assert self.proc.stdin is not None
+        :class:`TimeoutError` after ``deadline`` seconds. Host calls the worker makes meanwhile
+        are answered through ``host`` for ``run``."""
+        stdin = self.proc.stdin
+        assert stdin is not None
         try:
             async with asyncio.timeout(deadline):
-                self.proc.stdin.write(json.dumps(request).encode() + b"\n")
-                await self.proc.stdin.drain()
+                stdin.write(json.dumps(request).encode() + b"\n")
+                await stdin.drain()
                 line = await self.read_line()
+                while line.startswith(b'{"call":'):
+                    call = json.loads(line)
+                    if run is not None:
+                        run.output.extend(call["output"])
+                    if host is None:
+                        host = HostCalls()  # answers every call with an error
+                    stdin.write(await host.dispatch(run, call["call"], call["args"]))
+                    await stdin.drain()
+                    line = await self.read_line()
             if not line:
                 return None
         except ConnectionError:  # the pipe broke: the worker is gone
@@ -128,9 +149,12 @@ class QuickJSSandbox:
         worker_address_space: int = 1 << 30,
         *,
         compile_worker: bool = True,
+        host: HostCalls | None = None,
     ) -> None:
         self.size = workers or os.cpu_count() or 1
         self.limits = limits
+        self.host = host if host is not None else HostCalls()
+        self._host_commands: OrderedDict[str, None] = OrderedDict()
         self._address_space = worker_address_space
         # Compile checks get a worker of their own: a create must not wait behind long runs.
         self._compiler = (
@@ -226,20 +250,30 @@ class QuickJSSandbox:
         *,
         label: str = "",
         on_start: Callable[[], None] | None = None,
+        database: str = "",
     ) -> RunOutcome:
         limits = limits or self.limits
-        request = {"op": "run", "command": command, "params": params_json}
+        request: dict[str, Any] = {"op": "run", "command": command, "params": params_json}
         request.update(_limit_fields(limits))
+        if command in self._host_commands:
+            self._host_commands.move_to_end(command)
+            request["host"] = True
+        run = HostRun(database, limits.timeout)
         try:
-            answer = await self._call(request, limits, on_start)
+            answer = await self._call(request, limits, on_start, run)
         except _Gone as gone:  # the registry logs the failed run
-            return RunOutcome(ok=False, error=gone.error)
+            return RunOutcome(ok=False, output=run.output, error=gone.error, requests=run.requests)
+        if answer.get("host") and command not in self._host_commands:
+            self._host_commands[command] = None
+            if len(self._host_commands) > _HOST_COMMANDS_SIZE:
+                self._host_commands.popitem(last=False)
         outcome = RunOutcome(
             ok=bool(answer["ok"]),
             result_json=answer.get("result"),
             output=list(answer["output"]),
             output_truncated=bool(answer["truncated"]),
             error=answer.get("error"),
+            requests=run.requests,
         )
         result = outcome.result_json
         if result is not None and len(result) > limits.result_bytes:  # the worker checks first
@@ -258,16 +292,19 @@ class QuickJSSandbox:
         request: dict[str, Any],
         limits: Limits,
         on_start: Callable[[], None] | None = None,
+        run: HostRun | None = None,
     ) -> dict[str, Any]:
         """One request on an idle worker; :class:`_Gone` when it gives no answer. A worker
         that gave none is replaced in the background."""
         worker = await self._acquire()
         if on_start is not None:
             on_start()
+        if run is not None:
+            run.started = time.monotonic()  # its wait for a worker is not its time
         # Generous: on a loaded machine a worker may get far less CPU than wall-clock time.
         deadline = limits.timeout * 2 + 3
         try:
-            answer = await worker.call(request, deadline)
+            answer = await worker.call(request, deadline, self.host, run)
         except BaseException as exc:
             # Past the deadline, cancelled or broken mid-run: the worker may still answer
             # later, so it cannot serve another request.
@@ -287,6 +324,12 @@ class QuickJSSandbox:
                 returncode = await asyncio.shield(worker.stop(grace=_EXIT_GRACE))
             finally:
                 self._replace(worker)
+            if returncode == -signal.SIGXCPU:  # RLIMIT_CPU of a host-mode run (see worker.py)
+                raise _Gone(
+                    ErrorType.TIMEOUT,
+                    "InternalError",
+                    f"interrupted: CPU time limit of {limits.timeout:g} s exceeded",
+                )
             raise _Gone(ErrorType.CRASH, "WorkerCrash", f"worker died ({_exit_reason(returncode)})")
         self._release(worker)
         return answer

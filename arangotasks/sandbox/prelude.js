@@ -10,6 +10,7 @@
  *   console.error(...)               one output line prefixed "ERROR: "
  *   require('@arangodb'), require('internal')   { print, db } (reading .db throws: no database)
  *   require('console')               the console object
+ *   require('@arangodb/request'), fetch(url, init)   outbound HTTP through the host (prelude_host.js)
  *   require(anything else)           throws "cannot find module"
  *   setTimeout/setInterval/setImmediate   throw (a command runs to completion; there is no
  *                                    event loop), clearTimeout/clearInterval/clearImmediate: no-ops
@@ -18,8 +19,12 @@
  * builtins captured below, so that a command tampering with prototypes or JSON before its first
  * print changes nothing. So does a run that returns a thenable or fails (the error description
  * and the promise handling are there too). The worker puts that source in the global
- * __arangotasks_output, which this prelude takes away before the command runs. There are no calls
- * into Python: the binding refuses them while a time limit is set. Compiling costs QuickJS per
+ * __arangotasks_output, which this prelude takes away before the command runs, and so are
+ * __arangotasks_hostsrc (prelude_host.js, the modules that call the host) and, in host mode only,
+ * __arangotasks_host (the Python function that carries a host call to the server). The binding
+ * refuses calls into Python while a time limit is set, so a run starts without that function (the
+ * fast path): a host call there flags the reply with "host" and throws, and the worker runs the
+ * command again from scratch in host mode (see worker.py). Compiling costs QuickJS per
  * token and per function, and an expression starting with "(", "[" or "{" is scanned twice: keep
  * this file small and its big expressions free of such starts.
  *
@@ -53,7 +58,12 @@
   const functionSource = FunctionCtor.prototype.toString;
   const SyntaxErrorCtor = SyntaxError;
   const source = g.__arangotasks_output;
+  const hostSource = g.__arangotasks_hostsrc;
+  const hostFunction = g.__arangotasks_host;
   delete g.__arangotasks_output;
+  delete g.__arangotasks_hostsrc;
+  delete g.__arangotasks_host;
+  let wantsHost = false; // a host call on the fast path: the worker runs the command again
   let machinery; // what prelude_output.js returns, once loaded
   let limit = 65536;
   let started = false;
@@ -62,7 +72,8 @@
 
   function load() {
     if (!machinery) {
-      machinery = evaluate(source)(builtins, limit, print, console, __arangotasks_serialize);
+      machinery = evaluate(source)(builtins, limit, print, console, __arangotasks_serialize,
+        hostFunction || fastPathHost, hostSource, evaluate);
     }
     return machinery;
   }
@@ -74,6 +85,12 @@
       const value = load()[name](arg, values);
       if (typeof value === "string") throw new ErrorCtor(value);
     };
+  }
+
+  // The stand-in for the host function on the fast path: the run is void, so end it early.
+  function fastPathHost() {
+    wantsHost = true;
+    throw new ErrorCtor("arangotasks: this command calls the host (it runs again in host mode)");
   }
 
   function require(name) {
@@ -94,6 +111,9 @@
     print,
     console,
     require,
+    fetch(url, init) {
+      return load().fetch(url, init);
+    },
     setTimeout: stub("timer", "setTimeout"),
     setInterval: stub("timer", "setInterval"),
     setImmediate: stub("timer", "setImmediate"),
@@ -128,8 +148,8 @@
 
   // The reply to the worker: a JSON object with the given fields and the output.
   function reply(fields) {
-    const text = "{" + fields + (machinery ? machinery.output() : '"output":[],"truncated":false') +
-      "}";
+    const text = (wantsHost ? '{"host":true,' : "{") + fields +
+      (machinery ? machinery.output() : '"output":[],"truncated":false') + "}";
     // A concatenation is a rope string, which the binding cannot convert: slice flattens it.
     return apply(builtins[6], text, [0]);
   }

@@ -9,7 +9,10 @@
  *   limit      the output limit in bytes
  *   print, console   prelude.js's globals (the modules hand out these very objects)
  *   serialize  prelude.js's: the reply fields for a run that returned a value
- * It returns {write, require, timer, await, fail, describe, __arangotasks_outcome, output}.
+ *   host, hostSource, evaluate   the host function (or the fast path's stand-in), the source of
+ *              prelude_host.js (compiled on the first require of one of its modules or fetch),
+ *              and the global eval
+ * It returns {write, require, fetch, timer, await, fail, describe, __arangotasks_outcome, output}.
  *
  * Output lines are formatted roughly like arangosh: strings as they are, objects and arrays as
  * JSON (a repeated object as "[Circular]"), errors as "Name: message", functions as
@@ -21,7 +24,7 @@
  * uninitialised value) when it runs out of memory while building the error, so a thrown null is
  * reported as "InternalError: out of memory".
  */
-0, function (builtins, limit, print, console, serialize) {
+0, function (builtins, limit, print, console, serialize, host, hostSource, evaluate) {
   "use strict";
   const stringify = builtins[0];
   const apply = builtins[2];
@@ -140,6 +143,26 @@
     console,
   };
 
+  // ---- host calls (prelude_host.js) --------------------------------------------------------
+  let hosted; // what prelude_host.js returns, once loaded
+  let sent = 0; // output lines already handed to the host with a call
+  // The output lines printed since the last host call, as JSON text: the server keeps them, so
+  // that a worker killed later (CPU limit in host mode) loses little.
+  function unsent() {
+    let text = "[";
+    for (let i = sent; i < lines.length; i++) {
+      if (i > sent) text += ",";
+      text += stringify(lines[i]);
+    }
+    sent = lines.length;
+    return text + "]";
+  }
+  function hostMachinery() {
+    if (!hosted) hosted = evaluate(hostSource)(builtins, host, unsent);
+    return hosted;
+  }
+  const hostModuleNames = ["@arangodb/request"]; // must match prelude_host.js's modules
+
   // ---- the run -------------------------------------------------------------------------------
   const PENDING = 0;
   const DONE = 1;
@@ -192,8 +215,14 @@
     require(name) {
       const key = toStr(name);
       if (key === "@arangodb" || key === "internal" || key === "console") return modules[key];
-      return "cannot find module '" + key + "' (arangotasks sandbox: only @arangodb, internal " +
-        "and console are available)";
+      for (let i = 0; i < hostModuleNames.length; i++) {
+        if (key === hostModuleNames[i]) return hostMachinery().modules[key];
+      }
+      return "cannot find module '" + key + "' (arangotasks sandbox: only @arangodb, internal, " +
+        "console and " + hostModuleNames.join(", ") + " are available)";
+    },
+    fetch(url, init) {
+      return hostMachinery().fetch(url, init);
     },
     // The message of the error that a timer throws.
     timer(name) {

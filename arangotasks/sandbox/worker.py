@@ -8,21 +8,41 @@ Requests (limits in seconds and bytes)::
 
     {"op": "run", "command": str, "params": str | null,
      "timeout": float, "memory": int, "stack": int, "output": int,
-     "result": int, "error_message": int, "error_stack": int}
-    -> {"ok": bool, "result": str | null, "output": [str], "truncated": bool, "error": {..} | null}
+     "result": int, "error_message": int, "error_stack": int, "host": bool (optional)}
+    -> {"ok": bool, "result": str | null, "output": [str], "truncated": bool, "error": {..} | null,
+        "host": true (when it ran in host mode)}
 
 A result whose JSON text is beyond ``result`` bytes fails the run here (``error.type`` "result"),
 so that the server never reads it; an error's message and stack are cut at their limits.
     {"op": "compile", "command": str, "timeout": float, "memory": int, "stack": int}
     -> {"error": str | null}
+
+Host calls (see host.py for the parent's side). A run starts on the fast path: the engine's
+CPU limit, no Python callbacks (the binding refuses them while a limit is set). When the command
+calls the host there (``require('@arangodb/request')`` and the like), prelude.js's stand-in
+throws and flags the reply; the worker then runs the command again from scratch in host mode:
+a fresh context with the host function and no engine time limit, its CPU bounded by RLIMIT_CPU
+(SIGXCPU kills the worker; the parent reports a timeout) and by checks at every host call and
+promise job. Nothing can have left the sandbox before the first host call, so running again is
+safe. ``"host": true`` in a request starts in host mode (the parent remembers such commands).
+During a host-mode run the worker may write, before its answer, any number of ::
+
+    {"call": kind, "args": <JSON>, "output": [str]}   (output: lines printed since the last call)
+    <- {"value": <JSON>} | {"error": {"name": str, "message": str}, "fatal": str | null}
+
+and blocks reading the reply. A ``fatal`` reply (a limit of the run was breached) fails the run
+with that error type whatever the command does next.
 """
 
 import argparse
 import json
 import logging
+import math
 import os
 import resource
+import signal
 import sys
+import threading
 import time
 from typing import Any, BinaryIO
 
@@ -44,7 +64,8 @@ _PREPARE_SECONDS = 1.0
 _CHECK_RUN: dict[str, Any] = {"command": "print('ready'); return 'x'.repeat(1 << 22).length"}
 _CHECK_RUN |= {"params": None, "timeout": 1.0, "memory": 1 << 24, "stack": 1 << 20, "output": 1024}
 _CHECK_ANSWER = {"ok": True, "result": str(1 << 22), "output": ["ready"], "truncated": False}
-# The global through which the worker hands prelude_output.js to the prelude (which removes it).
+# The globals through which the worker hands prelude_output.js and prelude_host.js to the
+# prelude (which removes them).
 _OUTPUT_GLOBAL = "__arangotasks_output"
 # Size limits of a run's answer when the request names none (as the server's defaults).
 _RESULT_BYTES = 1024 * 1024
@@ -52,6 +73,11 @@ _ERROR_TEXT_BYTES = 16 * 1024
 # An answer shorter than this holds a small result: it needs no size or nesting check (nesting
 # costs two characters a level, and Python's JSON parser stops near 1,000 levels).
 _SHORT_ANSWER = 1000
+_HOST_SOURCE_GLOBAL = "__arangotasks_hostsrc"
+# A host-mode run's CPU is watched every this many seconds (see _CpuWatch); RLIMIT_CPU, in
+# whole seconds, is the backstop this much beyond the run's limit.
+_CPU_WATCH_INTERVAL = 0.01
+_CPU_RLIMIT_SLACK = 1
 
 
 def _load(name: str) -> str:
@@ -73,6 +99,64 @@ def load_output() -> str:
     return _load("prelude_output.js")
 
 
+def load_host() -> str:
+    """prelude_host.js, compiled in a run's context only when the command first calls out."""
+    return _load("prelude_host.js")
+
+
+class HostLink:
+    """The worker's end of host calls: writes a call line to the parent, blocks for the reply.
+
+    :param requests: the worker's stdin (replies arrive there, between requests).
+    :param answers: the worker's protocol output.
+    """
+
+    def __init__(self, requests: BinaryIO, answers: BinaryIO) -> None:
+        self._requests = requests
+        self._answers = answers
+
+    def call(self, kind: str, args: str, output: str) -> str:
+        """The parent's reply line (JSON text) to one call; ``args`` and ``output`` are JSON."""
+        line = '{"call":' + json.dumps(kind) + ',"args":' + args + ',"output":' + output + "}\n"
+        self._answers.write(line.encode("utf-8", "surrogatepass"))
+        self._answers.flush()
+        reply = self._requests.readline()
+        if not reply:
+            raise SystemExit(0)  # the parent is gone
+        return reply.decode()
+
+
+class _CpuWatch:
+    """Ends the worker with SIGXCPU (what RLIMIT_CPU sends) once the process's CPU time passes
+    the armed deadline: a host-mode context has no engine time limit, and nothing else can
+    interrupt a busy loop. A thread of its own, started on first use; the engine releases the
+    GIL while it runs JavaScript, and the thread never touches a context."""
+
+    def __init__(self) -> None:
+        self._deadline: float | None = None
+        self._armed = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def arm(self, deadline: float) -> None:
+        self._deadline = deadline
+        self._armed.set()
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._watch, name="cpu-watch", daemon=True)
+            self._thread.start()
+
+    def disarm(self) -> None:
+        self._armed.clear()
+        self._deadline = None
+
+    def _watch(self) -> None:
+        while True:
+            self._armed.wait()
+            deadline = self._deadline
+            if deadline is not None and time.process_time() > deadline:
+                os.kill(os.getpid(), signal.SIGXCPU)
+            time.sleep(_CPU_WATCH_INTERVAL)
+
+
 class Runner:
     """Runs requests, each in a fresh engine context.
 
@@ -82,12 +166,21 @@ class Runner:
     its context itself.
     """
 
-    def __init__(self, prelude: str, output: str | None = None) -> None:
+    def __init__(
+        self, prelude: str, output: str | None = None, link: HostLink | None = None
+    ) -> None:
         self._prelude = prelude
         self._output = load_output() if output is None else output
+        self._host_source = load_host()
+        self._link = link
         # The next request's context and the prelude's start function in it.
         self._next: tuple[engine.Context, engine.Function] | None = None
         self._spent: engine.Context | None = None
+        # The host-mode run in progress: its CPU deadline, and the fatal error a reply set.
+        self._deadline = 0.0
+        self._timeout = 0.0
+        self._fatal: dict[str, str] | None = None
+        self._watch = _CpuWatch()
 
     def prepare(self) -> None:
         """Free the last request's context and make the next request's (if not made yet)."""
@@ -128,11 +221,74 @@ class Runner:
         return json.loads(answer) if isinstance(answer, str) else answer
 
     def _run(self, request: dict[str, Any]) -> str | dict[str, Any]:
-        """The answer to a run: JSON text when it succeeded, else a dict."""
+        """The answer to a run: JSON text when it succeeded, else a dict. A run that calls the
+        host on the fast path runs again in host mode."""
+        if not request.get("host"):
+            answer = self._attempt(request, host=False)
+            if not (answer.startswith('{"host":') if isinstance(answer, str) else "host" in answer):
+                return answer
+        answer = self._host_run(request)
+        if isinstance(answer, str):
+            return '{"host":true,' + answer[1:]
+        return {"host": True} | answer
+
+    def _host_run(self, request: dict[str, Any]) -> str | dict[str, Any]:
+        """One run in host mode, its CPU bounded by RLIMIT_CPU for the length of the run."""
+        self._timeout = float(request["timeout"])
+        self._deadline = time.process_time() + self._timeout
+        self._fatal = None
+        soft, hard = resource.getrlimit(resource.RLIMIT_CPU)
+        bound = math.ceil(self._deadline) + _CPU_RLIMIT_SLACK
+        if hard != resource.RLIM_INFINITY:
+            bound = min(bound, hard)
+        resource.setrlimit(resource.RLIMIT_CPU, (bound, hard))
+        self._watch.arm(self._deadline)
+        try:
+            answer = self._attempt(request, host=True)
+        finally:
+            self._watch.disarm()
+            resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
+        if self._fatal is None:
+            return answer
+        if isinstance(answer, str):
+            answer = json.loads(answer)
+        answer.update(ok=False, error=self._fatal)
+        answer.pop("result", None)
+        return answer
+
+    def _host_call(self, kind: str, args: str, output: str) -> str:
+        """The host function of a host-mode context: the parent's reply, as JSON text."""
+        try:
+            if self._fatal is None and time.process_time() > self._deadline:
+                self._fatal = _cpu_timeout(self._timeout)
+            if self._fatal is not None:
+                return json.dumps({"error": self._fatal})
+            if self._link is None:
+                error = {"name": "Error", "message": "host calls are not available here"}
+                return json.dumps({"error": error})
+            reply = self._link.call(kind, args, output)
+            if '"fatal":' in reply:
+                parsed = json.loads(reply)
+                if parsed.get("fatal"):
+                    self._fatal = {"type": parsed["fatal"], "stack": ""} | parsed["error"]
+            return reply
+        except SystemExit:
+            raise
+        except Exception as exc:  # the binding would lose the message: hand it over as JSON
+            log.exception("sandbox worker: host call failed")
+            return json.dumps({"error": {"name": "Error", "message": f"host call failed: {exc}"}})
+
+    def _attempt(self, request: dict[str, Any], *, host: bool) -> str | dict[str, Any]:
+        """One run of the command, on the fast path or in host mode."""
         timeout = float(request["timeout"])
         memory = int(request["memory"])
         deadline = time.process_time() + timeout
-        context, start = self._context(request)
+        if host:
+            context = self._new_context(memory, int(request["stack"]), None, host=self._host_call)
+            self._spent = context
+            start: engine.Function | None = None
+        else:
+            context, start = self._context(request)
         command: str = request["command"]
         params: str | None = request.get("params")
         try:
@@ -151,7 +307,8 @@ class Runner:
                 remaining = deadline - time.process_time()
                 if remaining <= 0:
                     raise engine.EngineError("InternalError: interrupted")
-                context.set_time_limit(remaining)
+                if not host:
+                    context.set_time_limit(remaining)
                 if not context.run_pending_job():
                     break
             text: str = finish()
@@ -173,6 +330,8 @@ class Runner:
             name, message, stack = engine.split_error_text(exc.text)
             error = {"type": ErrorType.EXCEPTION, "name": name, "message": message, "stack": stack}
             answer = {"ok": False, "error": error, **_salvage_output(context, memory)}
+        if "host" in answer:  # it called the host on the fast path: this outcome is void
+            return answer
         raw = answer["error"]
         error = engine.classify_error(
             raw["name"],
@@ -201,9 +360,14 @@ class Runner:
         self._spent = context  # freed by the next prepare(), after the answer went out
         return context, start
 
-    def _new_context(self, memory: int, stack: int, timeout: float) -> engine.Context:
-        context = engine.Context(memory_bytes=memory, stack_bytes=stack, time_limit=timeout)
+    def _new_context(
+        self, memory: int, stack: int, timeout: float | None, *, host: Any = None
+    ) -> engine.Context:
+        context = engine.Context(
+            memory_bytes=memory, stack_bytes=stack, time_limit=timeout, host=host
+        )
         context.set_global(_OUTPUT_GLOBAL, self._output)
+        context.set_global(_HOST_SOURCE_GLOBAL, self._host_source)
         return context
 
 
@@ -233,6 +397,11 @@ def cut(text: str, limit: int) -> str:
         return text
     kept = data[: max(0, limit - 64)].decode("utf-8", "ignore")
     return f"{kept}... [{len(data) - len(kept.encode('utf-8', 'surrogatepass'))} bytes cut]"
+
+
+def _cpu_timeout(timeout: float) -> dict[str, str]:
+    message = f"interrupted: CPU time limit of {timeout:g} s exceeded"
+    return {"type": ErrorType.TIMEOUT, "name": "InternalError", "message": message, "stack": ""}
 
 
 def _js(text: str) -> str:
@@ -286,7 +455,7 @@ def main(argv: list[str] | None = None) -> int:
     # lands on stderr instead of corrupting the protocol.
     answers = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
-    runner = Runner(load_prelude())
+    runner = Runner(load_prelude(), link=HostLink(sys.stdin.buffer, answers))
     # A compile and a run before "ready": the prelude and prelude_output.js evaluate, and the
     # engine works within this worker's address space.
     broken = runner.compile_error(

@@ -130,8 +130,8 @@ async def test_require_of_another_module_throws(sandbox):
     assert err["type"] == "exception"
     assert err["name"] == "Error"
     assert err["message"] == (
-        "cannot find module 'fs' (arangotasks sandbox: only @arangodb, internal and console "
-        "are available)"
+        "cannot find module 'fs' (arangotasks sandbox: only @arangodb, internal, console and "
+        "@arangodb/request are available)"
     )
 
 
