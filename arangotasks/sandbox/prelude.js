@@ -19,16 +19,16 @@
  * builtins captured below, so that a command tampering with prototypes or JSON before its first
  * print changes nothing. So does a run that returns a thenable or fails (the error description
  * and the promise handling are there too). The worker puts that source in the global
- * __arangotasks_output, which this prelude takes away before the command runs, and so are
- * __arangotasks_hostsrc (prelude_host.js, the modules that call the host) and, in host mode only,
- * __arangotasks_host (the Python function that carries a host call to the server). The binding
- * refuses calls into Python while a time limit is set, so a run starts without that function (the
- * fast path): a host call there flags the reply with "host" and throws, and the worker runs the
- * command again from scratch in host mode (see worker.py). Compiling costs QuickJS per
+ * __arangotasks_output, which this prelude takes away before the command runs. The binding refuses
+ * calls into Python while a time limit is set, so a run starts without them (the fast path): a
+ * host call there (prelude_output.js) flags the reply with "host" and throws, and the worker runs
+ * the command again from scratch in host mode (see worker.py), where it hands the Python function
+ * that carries host calls to the server to bindHost before the command starts. Compiling costs QuickJS per
  * token and per function, and an expression starting with "(", "[" or "{" is scanned twice: keep
  * this file small and its big expressions free of such starts.
  *
  * The worker drives a run through the frozen global __arangotasks:
+ *   bindHost(fn)      host mode: the host function (once, before the command starts)
  *   compile(command)  new Function("params", command), throwing SyntaxError when it does not compile
  *   start(command, paramsJson, outputLimit)  compile the command and call it with the params
  *     (paramsJson null or undefined: no params); returns finish
@@ -58,13 +58,9 @@
   const functionSource = FunctionCtor.prototype.toString;
   const SyntaxErrorCtor = SyntaxError;
   const source = g.__arangotasks_output;
-  const hostSource = g.__arangotasks_hostsrc;
-  const hostFunction = g.__arangotasks_host;
   delete g.__arangotasks_output;
-  delete g.__arangotasks_hostsrc;
-  delete g.__arangotasks_host;
-  let wantsHost = false; // a host call on the fast path: the worker runs the command again
   let machinery; // what prelude_output.js returns, once loaded
+  let hostFunction;
   let limit = 65536;
   let started = false;
   let owned = false; // the outcome is machinery's: a promise was returned, or the run failed
@@ -73,7 +69,7 @@
   function load() {
     if (!machinery) {
       machinery = evaluate(source)(builtins, limit, print, console, __arangotasks_serialize,
-        hostFunction || fastPathHost, hostSource, evaluate);
+        hostFunction, evaluate);
     }
     return machinery;
   }
@@ -85,12 +81,6 @@
       const value = load()[name](arg, values);
       if (typeof value === "string") throw new ErrorCtor(value);
     };
-  }
-
-  // The stand-in for the host function on the fast path: the run is void, so end it early.
-  function fastPathHost() {
-    wantsHost = true;
-    throw new ErrorCtor("arangotasks: this command calls the host (it runs again in host mode)");
   }
 
   function require(name) {
@@ -148,8 +138,8 @@
 
   // The reply to the worker: a JSON object with the given fields and the output.
   function reply(fields) {
-    const text = (wantsHost ? '{"host":true,' : "{") + fields +
-      (machinery ? machinery.output() : '"output":[],"truncated":false') + "}";
+    const text = "{" + fields + (machinery ? machinery.output() : '"output":[],"truncated":false') +
+      "}";
     // A concatenation is a rope string, which the binding cannot convert: slice flattens it.
     return apply(builtins[6], text, [0]);
   }
@@ -187,6 +177,9 @@
   }
 
   const api = {
+    bindHost(fn) {
+      hostFunction = hostFunction || fn;
+    },
     compile: __arangotasks_compile,
     start: __arangotasks_start,
     finish: __arangotasks_finish,

@@ -9,9 +9,11 @@
  *   limit      the output limit in bytes
  *   print, console   prelude.js's globals (the modules hand out these very objects)
  *   serialize  prelude.js's: the reply fields for a run that returned a value
- *   host, hostSource, evaluate   the host function (or the fast path's stand-in), the source of
- *              prelude_host.js (compiled on the first require of one of its modules or fetch),
- *              and the global eval
+ *   host       the host function in host mode, else undefined (the fast path)
+ *   evaluate   the global eval
+ * A host call (the first require of a module of prelude_host.js, or fetch) on the fast path sets
+ * "host": true in the reply and throws: the worker runs the command again in host mode. In host
+ * mode the first one compiles prelude_host.js, whose source the host function hands over.
  * It returns {write, require, fetch, timer, await, fail, describe, __arangotasks_outcome, output}.
  *
  * Output lines are formatted roughly like arangosh: strings as they are, objects and arrays as
@@ -24,7 +26,7 @@
  * uninitialised value) when it runs out of memory while building the error, so a thrown null is
  * reported as "InternalError: out of memory".
  */
-0, function (builtins, limit, print, console, serialize, host, hostSource, evaluate) {
+0, function (builtins, limit, print, console, serialize, host, evaluate) {
   "use strict";
   const stringify = builtins[0];
   const apply = builtins[2];
@@ -157,8 +159,13 @@
     sent = lines.length;
     return text + "]";
   }
+  let wantsHost = false; // a host call on the fast path: the outcome is void
   function hostMachinery() {
-    if (!hosted) hosted = evaluate(hostSource)(builtins, host, unsent);
+    if (!host) {
+      wantsHost = true;
+      throw new ErrorCtor("host call on the fast path");
+    }
+    if (!hosted) hosted = evaluate(host("@source", "null", "[]"))(builtins, host, unsent);
     return hosted;
   }
   const hostModuleNames = ["@arangodb/request"]; // must match prelude_host.js's modules
@@ -258,7 +265,8 @@
         if (i > 0) text += ",";
         text += stringify(lines[i]);
       }
-      return text + '],"truncated":' + (truncated ? "true" : "false");
+      return text + '],"truncated":' + (truncated ? "true" : "false") +
+        (wantsHost ? ',"host":true' : "");
     },
   };
 }

@@ -64,8 +64,8 @@ _PREPARE_SECONDS = 1.0
 _CHECK_RUN: dict[str, Any] = {"command": "print('ready'); return 'x'.repeat(1 << 22).length"}
 _CHECK_RUN |= {"params": None, "timeout": 1.0, "memory": 1 << 24, "stack": 1 << 20, "output": 1024}
 _CHECK_ANSWER = {"ok": True, "result": str(1 << 22), "output": ["ready"], "truncated": False}
-# The globals through which the worker hands prelude_output.js and prelude_host.js to the
-# prelude (which removes them).
+# The global through which the worker hands prelude_output.js and prelude_host.js (after a NUL)
+# to the prelude (which removes it).
 _OUTPUT_GLOBAL = "__arangotasks_output"
 # Size limits of a run's answer when the request names none (as the server's defaults).
 _RESULT_BYTES = 1024 * 1024
@@ -73,7 +73,10 @@ _ERROR_TEXT_BYTES = 16 * 1024
 # An answer shorter than this holds a small result: it needs no size or nesting check (nesting
 # costs two characters a level, and Python's JSON parser stops near 1,000 levels).
 _SHORT_ANSWER = 1000
-_HOST_SOURCE_GLOBAL = "__arangotasks_hostsrc"
+# Hands a host-mode context's host function to the prelude, and hides it from the command.
+_BIND_HOST = (
+    f"__arangotasks.bindHost({engine.HOST_GLOBAL}); delete globalThis.{engine.HOST_GLOBAL};"
+)
 # A host-mode run's CPU is watched every this many seconds (see _CpuWatch); RLIMIT_CPU, in
 # whole seconds, is the backstop this much beyond the run's limit.
 _CPU_WATCH_INTERVAL = 0.01
@@ -225,7 +228,7 @@ class Runner:
         host on the fast path runs again in host mode."""
         if not request.get("host"):
             answer = self._attempt(request, host=False)
-            if not (answer.startswith('{"host":') if isinstance(answer, str) else "host" in answer):
+            if isinstance(answer, str) or "host" not in answer:
                 return answer
         answer = self._host_run(request)
         if isinstance(answer, str):
@@ -258,6 +261,8 @@ class Runner:
 
     def _host_call(self, kind: str, args: str, output: str) -> str:
         """The host function of a host-mode context: the parent's reply, as JSON text."""
+        if kind == "@source":  # prelude_output.js compiles the host modules
+            return self._host_source
         try:
             if self._fatal is None and time.process_time() > self._deadline:
                 self._fatal = _cpu_timeout(self._timeout)
@@ -294,6 +299,8 @@ class Runner:
         try:
             if start is None:
                 start = context.eval(self._prelude)
+            if host:
+                context.eval(_BIND_HOST)
             if engine.passable(command) and (params is None or engine.passable(params)):
                 # A float: the binding hands a Python int over as a 32-bit integer.
                 finish = start(command, params, float(request["output"]))
@@ -312,7 +319,7 @@ class Runner:
                 if not context.run_pending_job():
                     break
             text: str = finish()
-            if text.startswith('{"ok":true,'):
+            if text.startswith('{"ok":true,') and not text.endswith(',"host":true}'):
                 limit = int(request.get("result", _RESULT_BYTES))
                 # A character is three UTF-8 bytes at most.
                 if len(text) < _SHORT_ANSWER and 3 * len(text) <= limit:
@@ -367,7 +374,6 @@ class Runner:
             memory_bytes=memory, stack_bytes=stack, time_limit=timeout, host=host
         )
         context.set_global(_OUTPUT_GLOBAL, self._output)
-        context.set_global(_HOST_SOURCE_GLOBAL, self._host_source)
         return context
 
 

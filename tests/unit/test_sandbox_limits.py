@@ -156,9 +156,9 @@ async def test_no_host_objects(sandbox):
     # fetch is ours: it goes through the server's allowlist (tests/unit/test_http_*.py).
     command = """return [typeof std, typeof os, typeof process, typeof XMLHttpRequest,
                          typeof WebAssembly, typeof scriptArgs, typeof Deno, typeof Bun,
-                         typeof __arangotasks_host, typeof __arangotasks_hostsrc]"""
+                         typeof __arangotasks_host]"""
     outcome = await sandbox.run(command, None)
-    assert outcome.result_json == '["undefined"' + ',"undefined"' * 9 + "]"
+    assert outcome.result_json == '["undefined"' + ',"undefined"' * 8 + "]"
 
 
 @pytest.mark.parametrize("module", ["std", "os", "/etc/passwd", "qjs:std"])
