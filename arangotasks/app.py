@@ -11,13 +11,23 @@ from arangotasks.api.middleware import auth_middleware, error_middleware
 from arangotasks.api.runs import run_to_api
 from arangotasks.auth import Authenticator
 from arangotasks.config import AccessConfig, Settings, load_access
-from arangotasks.keys import ACCESS, AUTHENTICATOR, LIFECYCLE, METRICS, REGISTRY, SETTINGS
+from arangotasks.keys import (
+    ACCESS,
+    AUTHENTICATOR,
+    HOST_CALLS,
+    LIFECYCLE,
+    METRICS,
+    REGISTRY,
+    SETTINGS,
+)
 from arangotasks.lifecycle import Lifecycle, Phase
 from arangotasks.metrics import Metrics, counting
 from arangotasks.notify import Notifier
+from arangotasks.outbound import Outbound, load_overrides
 from arangotasks.registry import Registry
 from arangotasks.sandbox import QuickJSSandbox
 from arangotasks.sandbox.base import Sandbox
+from arangotasks.sandbox.host import HostCalls
 from arangotasks.store import TaskStore, open_store
 
 log = logging.getLogger(__name__)
@@ -42,11 +52,19 @@ def create_app(
     app[SETTINGS] = settings
     app[ACCESS] = access if access is not None else load_access(settings)
     app[AUTHENTICATOR] = Authenticator(app[ACCESS], settings)
+    # A shared sandbox brings its own host-call registry; this app's handlers replace its last.
+    host_calls = getattr(sandbox, "host", None)
+    if not isinstance(host_calls, HostCalls):
+        host_calls = HostCalls()
+    app[HOST_CALLS] = host_calls
+    outbound = Outbound(settings, load_overrides(settings))
+    outbound.register(host_calls)
     if sandbox is None:
         sandbox = QuickJSSandbox(
             workers=settings.workers,
             limits=settings.limits(),
             worker_address_space=settings.worker_address_space_mb * 1024 * 1024,
+            host=host_calls,
         )
     if store is None:
         store = open_store(settings.store, settings.data_dir)
@@ -61,6 +79,11 @@ def create_app(
     app[LIFECYCLE] = Lifecycle()
     app.cleanup_ctx.append(_registry_ctx)
     app.on_shutdown.append(_stopping)
+
+    async def close_outbound(app: web.Application) -> None:
+        await outbound.close()
+
+    app.on_cleanup.append(close_outbound)
     app.add_routes(api.routes())
     ui.setup(app)
     return app

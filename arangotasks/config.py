@@ -121,6 +121,11 @@ class Settings(BaseSettings):
     error_stack_kb: int = Field(default=16, ge=1)  # cut beyond it
     runs_page_mb: float = Field(default=8.0, gt=0)  # a runs API page stops before this size
 
+    # Outbound HTTP (task code calling out; see the README's "Calling out")
+    http_allow: str = ""  # comma-separated host, host:port, *.domain, IP/CIDR; "" = no HTTP
+    http_max_requests: int = Field(default=100, ge=0)  # per run, redirect hops included
+    http_max_response_mb: float = Field(default=10.0, gt=0)
+
     @model_validator(mode="after")
     def _jwt_ttl_within_max(self) -> "Settings":
         if self.jwt_ttl > self.jwt_max_ttl:

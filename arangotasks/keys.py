@@ -7,6 +7,7 @@ from arangotasks.config import AccessConfig, Settings
 from arangotasks.lifecycle import Lifecycle
 from arangotasks.metrics import Metrics
 from arangotasks.registry import Registry
+from arangotasks.sandbox.host import HostCalls
 
 SETTINGS = web.AppKey("settings", Settings)
 ACCESS = web.AppKey("access", AccessConfig)
@@ -14,6 +15,8 @@ AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
 REGISTRY = web.AppKey("registry", Registry)
 METRICS = web.AppKey("metrics", Metrics)
 LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
+# The sandbox's host-call handlers (outbound HTTP, ...): a feature registers its kind here.
+HOST_CALLS = web.AppKey("host_calls", HostCalls)
 
 # Per-request values set by the auth middleware.
 PRINCIPAL_KEY = web.RequestKey("principal", Principal)

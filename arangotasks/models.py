@@ -158,6 +158,7 @@ class StoredRun:
     run: Run
     output_json: str
     error_json: str | None
+    requests_json: str | None = None  # None: no requests
 
     @property
     def size(self) -> int:

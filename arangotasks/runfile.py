@@ -5,9 +5,11 @@ import json
 import sys
 from typing import TextIO
 
-from arangotasks.config import Settings
+from arangotasks.config import SYSTEM_DATABASE, Settings
 from arangotasks.models import RunOutcome
+from arangotasks.outbound import Outbound, load_overrides
 from arangotasks.sandbox.base import Limits
+from arangotasks.sandbox.host import HostCalls
 from arangotasks.sandbox.pool import QuickJSSandbox
 
 EXIT_OK = 0
@@ -66,16 +68,32 @@ def run_file(
 async def _run_once(
     command: str, params_json: str | None, limits: Limits, *, label: str, address_space: int
 ) -> tuple[str | None, RunOutcome | None]:
-    sandbox = QuickJSSandbox(workers=1, limits=limits, worker_address_space=address_space)
-    await sandbox.start()
+    # Outbound HTTP under the same settings as the server (ARANGOTASKS_HTTP_ALLOW, the config
+    # file's list for _system), as a task of the _system database.
+    settings = Settings()
+    calls = HostCalls()
+    outbound = Outbound(settings, load_overrides(settings))
+    outbound.register(calls)
+    sandbox = QuickJSSandbox(
+        workers=1, limits=limits, worker_address_space=address_space, host=calls
+    )
+    try:
+        await sandbox.start()
+    except BaseException:
+        await outbound.close()
+        raise
     try:
         # The same check as registering a task: a command that does not compile never runs.
         compile_error = await sandbox.compile_error(command)
         if compile_error is not None:
             return compile_error, None
-        return None, await sandbox.run(command, params_json, limits, label=label)
+        outcome = await sandbox.run(
+            command, params_json, limits, label=label, database=SYSTEM_DATABASE
+        )
+        return None, outcome
     finally:
         await sandbox.close()
+        await outbound.close()
 
 
 def _report(outcome: RunOutcome, out: TextIO) -> None:
@@ -83,6 +101,9 @@ def _report(outcome: RunOutcome, out: TextIO) -> None:
         out.write("output:\n")
         for line in outcome.output:
             out.write("  " + line.replace("\n", "\n  ") + "\n")
+    for request in outcome.requests:
+        status = request["status"] if request["error"] is None else request["error"]
+        out.write(f"request: {request['method']} {request['url']} -> {status}\n")
     if outcome.ok:
         result = "undefined" if outcome.result_json is None else outcome.result_json
         out.write(f"result: {result}\n")

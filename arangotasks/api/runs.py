@@ -64,25 +64,42 @@ def _head(run: Run) -> dict[str, Any]:
     }
 
 
-def run_text(run: Run, output_json: str | None = None, error_json: str | None = None) -> str:
-    """The run record as JSON text. Its result (and, from the store, its output and error) is
-    the JSON text kept, passed through: a big result is never parsed and encoded again."""
+def run_text(
+    run: Run,
+    output_json: str | None = None,
+    error_json: str | None = None,
+    requests_json: str | None = None,
+) -> str:
+    """The run record as JSON text. Its result (and, from the store, its output, error and
+    requests) is the JSON text kept, passed through: a big result is never parsed and encoded
+    again."""
     if output_json is None:  # a run in memory
         output_json = json.dumps(run.output)
         error_json = None if run.error is None else json.dumps(run.error)
+        requests_json = json.dumps(run.requests) if run.requests else None
     result = run.result_json if run.result_json is not None else "null"
     error = error_json if error_json is not None else "null"
-    return f'{dumps(_head(run))[:-1]},"result":{result},"output":{output_json},"error":{error}}}'
+    requests = requests_json if requests_json is not None else "[]"
+    return (
+        f'{dumps(_head(run))[:-1]},"result":{result},"output":{output_json},"error":{error},'
+        f'"requests":{requests}}}'
+    )
 
 
 def run_to_api(run: Run) -> dict[str, Any]:
     """The run record as a dict (its result parsed), for callers that need one (notifications)."""
     result = None if run.result_json is None else json.loads(run.result_json)
-    return {**_head(run), "result": result, "output": run.output, "error": run.error}
+    return {
+        **_head(run),
+        "result": result,
+        "output": run.output,
+        "error": run.error,
+        "requests": run.requests,
+    }
 
 
 def _stored_text(stored: StoredRun) -> str:
-    return run_text(stored.run, stored.output_json, stored.error_json)
+    return run_text(stored.run, stored.output_json, stored.error_json, stored.requests_json)
 
 
 def _bad(name: str, why: str) -> ArangoError:

@@ -47,6 +47,7 @@ class PostgresStore(RunsSQLStore):
     async def open(self) -> None:
         self._closed = False
         await self._execute(self._schema(), write=True)
+        await self._add_run_columns()
 
     async def close(self) -> None:
         self._closed = True

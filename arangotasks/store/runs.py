@@ -47,9 +47,10 @@ def next_batch(size: int, elapsed: float, most: int) -> int:
 def row_to_stored_run(row: Row) -> StoredRun:
     fields = dict(zip(RUN_COLUMNS, row, strict=True))
     output_json, error_json = fields.pop("output"), fields.pop("error")
+    requests_json = fields.pop("requests")
     fields["trigger"] = RunTrigger(fields["trigger"])
     fields["status"] = RunStatus(fields["status"])
-    return StoredRun(Run(**fields), output_json, error_json)
+    return StoredRun(Run(**fields), output_json, error_json, requests_json)
 
 
 class RunsSQLStore(SQLStore):

@@ -24,7 +24,7 @@ TASK_COLUMNS = tuple(
 )
 RUN_COLUMNS = tuple(
     "uid task_id task_name database owner trigger status scheduled_at enqueued_at started_at "
-    "finished_at result_json output error".split()
+    "finished_at result_json output error requests".split()
 )
 RUN_SELECT = ", ".join(RUN_COLUMNS)
 UNFINISHED = ", ".join(
@@ -43,6 +43,8 @@ class Dialect:
     seq_column: str  # the column definition of tasks.seq (creation order)
     next_seq: str  # the value inserted into tasks.seq
     schema_prelude: tuple[str, ...] = ()  # runs first in the schema transaction
+    runs_columns: str = "SELECT name FROM pragma_table_info('runs')"  # the runs table's columns
+    add_column: str = "ALTER TABLE runs ADD COLUMN"  # + " name TYPE"
 
 
 SQLITE = Dialect(
@@ -59,7 +61,14 @@ POSTGRES = Dialect(
     next_seq="DEFAULT",
     # Concurrent CREATE TABLE IF NOT EXISTS can still collide in PG's catalogs; serialise them.
     schema_prelude=("SELECT pg_advisory_xact_lock(727361)",),
+    runs_columns=(
+        "SELECT column_name FROM information_schema.columns "
+        "WHERE table_name = 'runs' AND table_schema = current_schema()"
+    ),
+    add_column="ALTER TABLE runs ADD COLUMN IF NOT EXISTS",
 )
+# Columns of runs added after the first release: (name, type), added to older stores on open.
+ADDED_RUN_COLUMNS = (("requests", "TEXT"),)
 
 
 def schema_statements(d: Dialect) -> list[str]:
@@ -94,7 +103,8 @@ def schema_statements(d: Dialect) -> list[str]:
             finished_at {d.real},
             result_json TEXT,
             output TEXT NOT NULL,
-            error TEXT)""",
+            error TEXT,
+            requests TEXT)""",
         "CREATE INDEX IF NOT EXISTS runs_task_uid ON runs (task_id, uid)",
         "CREATE INDEX IF NOT EXISTS runs_status ON runs (status)",
         # run_stats counts (failed) runs per task from this index alone (SQLite adds the uid).
@@ -129,6 +139,7 @@ def run_to_row(run: Run) -> Row:
     # json.dumps escapes lone surrogates and NUL, which neither UTF-8 TEXT column could hold.
     fields["output"] = json.dumps(run.output)
     fields["error"] = None if run.error is None else json.dumps(run.error)
+    fields["requests"] = json.dumps(run.requests) if run.requests else None
     return tuple(fields.values())
 
 
@@ -138,6 +149,7 @@ def row_to_run(row: Row) -> Run:
     fields["status"] = RunStatus(fields["status"])
     fields["output"] = json.loads(fields["output"])
     fields["error"] = None if fields["error"] is None else json.loads(fields["error"])
+    fields["requests"] = [] if fields["requests"] is None else json.loads(fields["requests"])
     return Run(**fields)
 
 
@@ -235,6 +247,15 @@ class SQLStore(SecretRows, ABC):
 
     def _schema(self) -> list[Stmt]:
         return [Stmt(sql) for sql in schema_statements(self._dialect)]
+
+    async def _add_run_columns(self) -> None:
+        """Add the columns of runs that a store made by an older version lacks."""
+        result = await self._one(Stmt(self._dialect.runs_columns, fetch=True), write=False)
+        present = {str(row[0]) for row in result.rows}
+        missing = [(name, kind) for name, kind in ADDED_RUN_COLUMNS if name not in present]
+        if missing:
+            stmts = [Stmt(f"{self._dialect.add_column} {name} {kind}") for name, kind in missing]
+            await self._execute(stmts, write=True)
 
     async def _one(self, stmt: Stmt, *, write: bool) -> Result:
         return (await self._execute([stmt], write=write))[0]

@@ -70,6 +70,7 @@ class SQLiteStore(RunsSQLStore):
             self._executor = ThreadPoolExecutor(1, thread_name_prefix="arangotasks-sqlite")
         await self._execute(self._schema(), write=True)
         await self._call(self._convert_to_incremental_vacuum)
+        await self._add_run_columns()
         if self._checkpoint_interval > 0 and self._checkpoint_loop is None:
             self._checkpointer = ThreadPoolExecutor(1, thread_name_prefix="arangotasks-ckpt")
             self._checkpoint_loop = asyncio.create_task(self._checkpoints(self._checkpointer))

@@ -37,6 +37,7 @@ async def test_every_field_of_a_succeeded_run(client):
             "result": {"a": [1, "x"]},
             "output": ['hi [1,"x"]', "WARN: w"],
             "error": None,
+            "requests": [],
         }
     ]
     run = page["results"][0]
