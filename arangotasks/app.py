@@ -65,6 +65,7 @@ def create_app(
             limits=settings.limits(),
             worker_address_space=settings.worker_address_space_mb * 1024 * 1024,
             host=host_calls,
+            host_workers=settings.http_workers,
         )
     if store is None:
         store = open_store(settings.store, settings.data_dir)

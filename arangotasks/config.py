@@ -125,6 +125,8 @@ class Settings(BaseSettings):
     http_allow: str = ""  # comma-separated host, host:port, *.domain, IP/CIDR; "" = no HTTP
     http_max_requests: int = Field(default=100, ge=0)  # per run, redirect hops included
     http_max_response_mb: float = Field(default=10.0, gt=0)
+    # Workers of their own for commands that call out (started on first use); 0 = share.
+    http_workers: int = Field(default=2, ge=0)
 
     @model_validator(mode="after")
     def _jwt_ttl_within_max(self) -> "Settings":

@@ -140,6 +140,10 @@ class QuickJSSandbox:
     :param workers: number of worker processes (default: one per core).
     :param limits: bounds of a run when :meth:`run` gets none.
     :param worker_address_space: RLIMIT_AS of each worker in bytes (a backstop for the engine).
+    :param host: the handlers of the host calls that commands make (outbound HTTP, ...).
+    :param host_workers: workers of their own for the commands that call the host, started on
+        first use: such a run holds its worker while it waits on I/O, so a flood of them must
+        not take every worker from the commands that make no calls. 0 = run them here.
     """
 
     def __init__(
@@ -150,11 +154,16 @@ class QuickJSSandbox:
         *,
         compile_worker: bool = True,
         host: HostCalls | None = None,
+        host_workers: int = 0,
     ) -> None:
         self.size = workers or os.cpu_count() or 1
         self.limits = limits
         self.host = host if host is not None else HostCalls()
+        # Commands known to call the host (they start in host mode, on the host workers).
         self._host_commands: OrderedDict[str, None] = OrderedDict()
+        self._host_workers = host_workers
+        self._hosted: QuickJSSandbox | None = None
+        self._hosted_lock = asyncio.Lock()
         self._address_space = worker_address_space
         # Compile checks get a worker of their own: a create must not wait behind long runs.
         self._compiler = (
@@ -209,6 +218,8 @@ class QuickJSSandbox:
         self._closed = True
         if self._compiler is not None:
             await self._compiler.close()
+        if self._hosted is not None:
+            await self._hosted.close()
         for task in self._replacing:
             task.cancel()
         await asyncio.gather(*self._replacing, return_exceptions=True)
@@ -253,11 +264,20 @@ class QuickJSSandbox:
         database: str = "",
     ) -> RunOutcome:
         limits = limits or self.limits
+        known = command in self._host_commands
+        if known:
+            self._host_commands.move_to_end(command)
+            if self._host_workers > 0:
+                hosted = await self._hosted_pool()
+                return await hosted.run(
+                    command, params_json, limits, label=label, on_start=on_start, database=database
+                )
         request: dict[str, Any] = {"op": "run", "command": command, "params": params_json}
         request.update(_limit_fields(limits))
-        if command in self._host_commands:
-            self._host_commands.move_to_end(command)
+        if known:
             request["host"] = True
+        elif self._host_workers > 0:
+            request["divert"] = True  # a host call: answer at once, the host workers run it
         run = HostRun(database, limits.timeout)
         try:
             answer = await self._call(request, limits, on_start, run)
@@ -267,6 +287,9 @@ class QuickJSSandbox:
             self._host_commands[command] = None
             if len(self._host_commands) > _HOST_COMMANDS_SIZE:
                 self._host_commands.popitem(last=False)
+        if answer.get("diverted"):
+            hosted = await self._hosted_pool()
+            return await hosted.run(command, params_json, limits, label=label, database=database)
         outcome = RunOutcome(
             ok=bool(answer["ok"]),
             result_json=answer.get("result"),
@@ -286,6 +309,25 @@ class QuickJSSandbox:
                 "stack": "",
             }
         return outcome
+
+    async def _hosted_pool(self) -> "QuickJSSandbox":
+        """The pool of the host workers, started on first use; it shares the host commands."""
+        async with self._hosted_lock:
+            if self._closed:
+                raise RuntimeError("the sandbox is closed")
+            if self._hosted is None:
+                hosted = QuickJSSandbox(
+                    self._host_workers,
+                    self.limits,
+                    self._address_space,
+                    compile_worker=False,
+                    host=self.host,
+                )
+                hosted._host_commands = self._host_commands
+                await hosted.start()
+                self._hosted = hosted
+                log.info("sandbox: %d workers for commands that call out started", hosted.size)
+            return self._hosted
 
     async def _call(
         self,

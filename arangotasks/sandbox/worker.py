@@ -24,7 +24,9 @@ throws and flags the reply; the worker then runs the command again from scratch 
 a fresh context with the host function and no engine time limit, its CPU bounded by RLIMIT_CPU
 (SIGXCPU kills the worker; the parent reports a timeout) and by checks at every host call and
 promise job. Nothing can have left the sandbox before the first host call, so running again is
-safe. ``"host": true`` in a request starts in host mode (the parent remembers such commands).
+safe. ``"host": true`` in a request starts in host mode (the parent remembers such commands);
+with ``"divert": true`` a run that calls the host on the fast path answers ``{"host": true,
+"diverted": true, ...}`` at once instead (the parent runs it again on workers kept for that).
 During a host-mode run the worker may write, before its answer, any number of ::
 
     {"call": kind, "args": <JSON>, "output": [str]}   (output: lines printed since the last call)
@@ -73,6 +75,9 @@ _ERROR_TEXT_BYTES = 16 * 1024
 # An answer shorter than this holds a small result: it needs no size or nesting check (nesting
 # costs two characters a level, and Python's JSON parser stops near 1,000 levels).
 _SHORT_ANSWER = 1000
+# The answer to a "divert" run that called the host on the fast path: void, run it elsewhere.
+_DIVERTED: dict[str, Any] = {"host": True, "diverted": True, "ok": False, "output": []}
+_DIVERTED |= {"truncated": False, "error": None}
 # Hands a host-mode context's host function to the prelude, and hides it from the command.
 _BIND_HOST = (
     f"__arangotasks.bindHost({engine.HOST_GLOBAL}); delete globalThis.{engine.HOST_GLOBAL};"
@@ -230,6 +235,8 @@ class Runner:
             answer = self._attempt(request, host=False)
             if isinstance(answer, str) or "host" not in answer:
                 return answer
+            if request.get("divert"):  # the parent runs it on workers kept for host calls
+                return _DIVERTED
         answer = self._host_run(request)
         if isinstance(answer, str):
             return '{"host":true,' + answer[1:]

@@ -1,10 +1,16 @@
 """``run_file``: the ``arangotasks run FILE.js`` command."""
 
+import asyncio
+import contextlib
+import queue
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from arangotasks.runfile import run_file
+from tests.unit.http_remote import remote_app, serve
 
 SAMPLES = Path(__file__).resolve().parents[2] / "sample_commands"
 
@@ -92,3 +98,45 @@ def test_run_refuses_an_invalid_setting(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("ARANGOTASKS_MEMORY_MB", "0")
     assert main(["run", write(tmp_path, "return 1;")]) == 2
     assert "invalid setting" in capsys.readouterr().err
+
+
+@contextlib.contextmanager
+def remote_in_a_thread() -> Iterator[int]:
+    """The loopback stand-in remote served from a thread of its own (run_file runs its loop)."""
+    loop = asyncio.new_event_loop()
+    ready: queue.Queue[int] = queue.Queue()
+    stop = asyncio.Event()
+
+    async def main() -> None:
+        async with serve(remote_app()) as port:
+            ready.put(port)
+            await stop.wait()
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(main(),), daemon=True)
+    thread.start()
+    try:
+        yield ready.get(timeout=30)
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(30)
+        loop.close()
+
+
+def test_a_command_can_call_out_under_the_servers_allowlist(tmp_path, capsys, monkeypatch):
+    with remote_in_a_thread() as port:
+        monkeypatch.setenv("ARANGOTASKS_HTTP_ALLOW", f"127.0.0.1:{port}")
+        url = f"http://127.0.0.1:{port}/echo"
+        path = write(tmp_path, f"return require('@arangodb/request').post('{url}').json.method;")
+        assert run_file(path, None, None) == 0
+    assert capsys.readouterr().out == f'request: POST {url} -> 200\nresult: "POST"\n'
+
+
+def test_without_an_allowlist_a_command_cannot_call_out(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("ARANGOTASKS_HTTP_ALLOW", raising=False)
+    path = write(tmp_path, "return require('@arangodb/request').get('http://127.0.0.1:9/');")
+    assert run_file(path, None, None) == 1
+    out = capsys.readouterr().out
+    assert (
+        "request to 127.0.0.1 refused: outbound HTTP is off (ARANGOTASKS_HTTP_ALLOW is empty)"
+        in out
+    )
