@@ -30,6 +30,7 @@ BENCHMARKS = (
     "scale",
     "isolation",
     "ui_pages",
+    "http_calls",
 )
 RESULTS = Path(__file__).resolve().parent / "results.json"
 

@@ -13,7 +13,9 @@
  * The source is one expression, a function called with
  *   builtins   prelude.js's captured builtins (see its list)
  *   host       the host function (or the stand-in)
- *   unsent     () -> JSON text of the output lines printed since the last call
+ *   lines      the run's output lines (prelude_output.js's array): each call hands the server
+ *              the lines printed since the last one, so that a worker killed later (CPU limit
+ *              in host mode) loses little
  * It returns {modules: {name: module}, fetch}.
  *
  * Modules:
@@ -24,7 +26,7 @@
  *   fetch(url, init)    a WHATWG subset: a Promise of {status, statusText, ok, url, redirected,
  *                       headers: {get, has}, text(), json()}
  */
-0, function (builtins, host, unsent) {
+0, function (builtins, host, lines) {
   "use strict";
   const stringify = builtins[0];
   const parse = builtins[1];
@@ -33,6 +35,17 @@
   const PromiseCtor = builtins[12];
   const promiseResolve = builtins[13];
   const apply = builtins[2];
+
+  let sent = 0; // output lines already handed over
+  function unsent() {
+    let text = "[";
+    for (let i = sent; i < lines.length; i++) {
+      if (i > sent) text += ",";
+      text += stringify(lines[i]);
+    }
+    sent = lines.length;
+    return text + "]";
+  }
 
   // One host call: its value, or a thrown Error with the reply's name and message.
   function call(kind, args) {

@@ -145,30 +145,18 @@
     console,
   };
 
-  // ---- host calls (prelude_host.js) --------------------------------------------------------
-  let hosted; // what prelude_host.js returns, once loaded
-  let sent = 0; // output lines already handed to the host with a call
-  // The output lines printed since the last host call, as JSON text: the server keeps them, so
-  // that a worker killed later (CPU limit in host mode) loses little.
-  function unsent() {
-    let text = "[";
-    for (let i = sent; i < lines.length; i++) {
-      if (i > sent) text += ",";
-      text += stringify(lines[i]);
-    }
-    sent = lines.length;
-    return text + "]";
-  }
+  // ---- host calls: prelude_host.js (gets `lines`, to hand new output over with each call) ----
+  let hosted;
   let wantsHost = false; // a host call on the fast path: the outcome is void
   function hostMachinery() {
     if (!host) {
       wantsHost = true;
       throw new ErrorCtor("host call on the fast path");
     }
-    if (!hosted) hosted = evaluate(host("@source", "null", "[]"))(builtins, host, unsent);
+    if (!hosted) hosted = evaluate(host("@source", "null", "[]"))(builtins, host, lines);
     return hosted;
   }
-  const hostModuleNames = ["@arangodb/request"]; // must match prelude_host.js's modules
+  const hostModuleNames = ["@arangodb/request"]; // prelude_host.js's modules
 
   // ---- the run -------------------------------------------------------------------------------
   const PENDING = 0;
