@@ -24,6 +24,9 @@ from arangotasks.sandbox.host import HostCallError, HostRun, wall_timeout
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _CHUNK = 64 * 1024
+# A run record keeps at most this much of a request's URL and error (a run makes up to
+# ARANGOTASKS_HTTP_MAX_REQUESTS of them, and a URL can be long).
+_RECORD_CHARS = 2048
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,7 +187,7 @@ async def _hop(
 ) -> dict[str, Any]:
     record: dict[str, Any] = {
         "method": method,
-        "url": str(url),
+        "url": _clip(str(url)),
         "status": None,
         "durationMs": 0,
         "error": None,
@@ -193,7 +196,7 @@ async def _hop(
     try:
         return await _send(session, allow, limits, run, request, method, url, headers, body, record)
     except HostCallError as exc:
-        record["error"] = exc.message
+        record["error"] = _clip(exc.message)
         raise
     finally:
         record["durationMs"] = round((time.monotonic() - started) * 1000)
@@ -289,6 +292,10 @@ async def _send(
         raise HostCallError(f"request to {host} failed: {_reason(exc)}") from None
     except OSError as exc:
         raise HostCallError(f"request to {host} failed: {exc.strerror or exc}") from None
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= _RECORD_CHARS else text[: _RECORD_CHARS - 3] + "..."
 
 
 def _basic(username: str, password: str) -> str:

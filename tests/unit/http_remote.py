@@ -2,8 +2,11 @@
 need, and a bare listener that counts the connections it accepts."""
 
 import asyncio
+import contextlib
 import json
-from collections.abc import AsyncIterator
+import queue
+import threading
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 
 from aiohttp import web
@@ -119,3 +122,25 @@ def use_outbound(calls: HostCalls, **settings: object) -> Outbound:
     outbound = Outbound(Settings(**settings))  # type: ignore[arg-type]
     outbound.register(calls)
     return outbound
+
+
+@contextlib.contextmanager
+def remote_in_a_thread() -> Iterator[int]:
+    """The loopback stand-in remote served from a thread of its own (run_file runs its loop)."""
+    loop = asyncio.new_event_loop()
+    ready: queue.Queue[int] = queue.Queue()
+    stop = asyncio.Event()
+
+    async def main() -> None:
+        async with serve(remote_app()) as port:
+            ready.put(port)
+            await stop.wait()
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(main(),), daemon=True)
+    thread.start()
+    try:
+        yield ready.get(timeout=30)
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(30)
+        loop.close()

@@ -300,3 +300,12 @@ async def test_too_many_requests_fail_the_run(remote):
     assert outcome.error["type"] == "http_limit"
     assert "ARANGOTASKS_HTTP_MAX_REQUESTS" in outcome.error["message"]
     assert [entry["status"] for entry in outcome.requests] == [200, 200, 200, None]
+
+
+async def test_a_long_url_is_clipped_in_the_record(sandbox, remote):
+    outcome = await run(
+        sandbox, remote, "return request.get(R + '/echo?' + 'x'.repeat(5000)).status"
+    )
+    assert value(outcome) == 200
+    assert len(outcome.requests[0]["url"]) == 2048
+    assert outcome.requests[0]["url"].endswith("xx...")

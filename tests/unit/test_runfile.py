@@ -1,16 +1,11 @@
 """``run_file``: the ``arangotasks run FILE.js`` command."""
 
-import asyncio
-import contextlib
-import queue
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from arangotasks.runfile import run_file
-from tests.unit.http_remote import remote_app, serve
+from tests.unit.http_remote import remote_in_a_thread
 
 SAMPLES = Path(__file__).resolve().parents[2] / "sample_commands"
 
@@ -98,28 +93,6 @@ def test_run_refuses_an_invalid_setting(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("ARANGOTASKS_MEMORY_MB", "0")
     assert main(["run", write(tmp_path, "return 1;")]) == 2
     assert "invalid setting" in capsys.readouterr().err
-
-
-@contextlib.contextmanager
-def remote_in_a_thread() -> Iterator[int]:
-    """The loopback stand-in remote served from a thread of its own (run_file runs its loop)."""
-    loop = asyncio.new_event_loop()
-    ready: queue.Queue[int] = queue.Queue()
-    stop = asyncio.Event()
-
-    async def main() -> None:
-        async with serve(remote_app()) as port:
-            ready.put(port)
-            await stop.wait()
-
-    thread = threading.Thread(target=loop.run_until_complete, args=(main(),), daemon=True)
-    thread.start()
-    try:
-        yield ready.get(timeout=30)
-    finally:
-        loop.call_soon_threadsafe(stop.set)
-        thread.join(30)
-        loop.close()
 
 
 def test_a_command_can_call_out_under_the_servers_allowlist(tmp_path, capsys, monkeypatch):
