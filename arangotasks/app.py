@@ -17,6 +17,7 @@ from arangotasks.keys import (
     HOST_CALLS,
     LIFECYCLE,
     METRICS,
+    OUTBOUND,
     REGISTRY,
     SETTINGS,
 )
@@ -59,6 +60,7 @@ def create_app(
     app[HOST_CALLS] = host_calls
     outbound = Outbound(settings, load_overrides(settings))
     outbound.register(host_calls)
+    app[OUTBOUND] = outbound
     if sandbox is None:
         sandbox = QuickJSSandbox(
             workers=settings.workers,
@@ -73,7 +75,7 @@ def create_app(
     app[REGISTRY] = Registry(store, sandbox, settings)
     app[METRICS] = Metrics(app[REGISTRY], store_errors=lambda: store_counter.errors)
     # Started before the registry and stopped after it: runs that end while it stops notify too.
-    notifier = Notifier(settings, run_to_api)
+    notifier = Notifier(settings, run_to_api, allowlist=outbound.allowlist)
     app[REGISTRY].run_listeners.append(notifier.on_run)
     app[METRICS].extra_counters += notifier.counters()
     app.cleanup_ctx.append(notifier.lifecycle)

@@ -6,6 +6,7 @@ from arangotasks.auth import Authenticator, Principal
 from arangotasks.config import AccessConfig, Settings
 from arangotasks.lifecycle import Lifecycle
 from arangotasks.metrics import Metrics
+from arangotasks.outbound import Outbound
 from arangotasks.registry import Registry
 from arangotasks.sandbox.host import HostCalls
 
@@ -17,6 +18,8 @@ METRICS = web.AppKey("metrics", Metrics)
 LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
 # The sandbox's host-call handlers (outbound HTTP, ...): a feature registers its kind here.
 HOST_CALLS = web.AppKey("host_calls", HostCalls)
+# Outbound HTTP: its per-database allowlists (Outbound.allowlist) serve other callers too.
+OUTBOUND = web.AppKey("outbound", Outbound)
 
 # Per-request values set by the auth middleware.
 PRINCIPAL_KEY = web.RequestKey("principal", Principal)
