@@ -114,7 +114,9 @@ async def test_a_busy_loop_after_a_host_call_stops_at_its_timeout(sandbox):
     assert not outcome.ok
     assert outcome.error is not None
     assert outcome.error["type"] == "timeout"
-    assert "CPU time limit" in outcome.error["message"]
+    # The worker's CPU watch ends it (SIGXCPU) after 0.5 s of CPU; on a machine so loaded that the
+    # worker gets less than that in 4 s, the parent's wall-clock kill comes first.
+    assert outcome.error["name"] in ("InternalError", "WorkerTimeout"), outcome.error
     # Lines printed before a host call go to the server with it; the kill loses the rest.
     assert outcome.output == ["before"]
     # The pool replaced the worker: the next run works.
