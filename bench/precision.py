@@ -57,7 +57,7 @@ class NullSandbox:
     async def close(self) -> None:
         pass
 
-    async def compile_error(self, command: str) -> str | None:
+    async def compile_error(self, command: str, **_: Any) -> str | None:
         return None
 
     async def run(self, command: str, params_json: str | None, limits: Any = None, **_: Any) -> Any:

@@ -2,12 +2,12 @@
 
 from typing import TYPE_CHECKING
 
-from arangotasks.sandbox.base import Limits, Sandbox
+from arangotasks.sandbox.base import Limits, Sandbox, SandboxUnavailableError
 
 if TYPE_CHECKING:
     from arangotasks.sandbox.pool import QuickJSSandbox
 
-__all__ = ["Limits", "QuickJSSandbox", "Sandbox"]
+__all__ = ["Limits", "QuickJSSandbox", "Sandbox", "SandboxUnavailableError"]
 
 
 def __getattr__(name: str) -> object:

@@ -28,6 +28,11 @@ class Limits:
         return 2 * self.result_bytes + 6 * texts + 64 * 1024
 
 
+class SandboxUnavailableError(RuntimeError):
+    """No worker could answer (stuck past its deadline, or dead): the sandbox's fault, not the
+    command's."""
+
+
 class Sandbox(Protocol):
     async def start(self) -> None:
         """Start the workers; call inside the running event loop."""
@@ -35,8 +40,14 @@ class Sandbox(Protocol):
     async def close(self) -> None:
         """Stop every worker (runs in progress end as crashes)."""
 
-    async def compile_error(self, command: str) -> str | None:
-        """``None`` when ``new Function("params", command)`` compiles, else the engine's message."""
+    async def compile_error(self, command: str, *, owner: str = "") -> str | None:
+        """``None`` when ``command`` compiles as the body of ``new Function("params", ...)``,
+        else the engine's reason and position (``"SyntaxError: expecting ';' (line 1, column
+        12)"``). Parse only: no part of the command runs. :class:`SandboxUnavailableError` when
+        no worker answered.
+
+        :param owner: whose check this is (checks are shared fairly between owners).
+        """
 
     async def run(
         self,
@@ -47,6 +58,8 @@ class Sandbox(Protocol):
         label: str = "",
         on_start: Callable[[], None] | None = None,
         database: str = "",
+        owner: str = "",
+        max_concurrent: int | None = None,
     ) -> RunOutcome:
         """Run the raw ``command`` as a function body with ``params`` in scope.
 
@@ -55,4 +68,6 @@ class Sandbox(Protocol):
         :param label: shown in log lines (the task id).
         :param on_start: called once a worker takes the run (its wait for a free worker ends).
         :param database: the task's database, which host calls (outbound HTTP) act for.
+        :param owner: whose run this is: workers are shared fairly between owners.
+        :param max_concurrent: most workers ``owner``'s runs may hold at once (``None``: no cap).
         """

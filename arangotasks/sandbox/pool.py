@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from arangotasks.models import ErrorType, RunOutcome
-from arangotasks.sandbox.base import Limits
+from arangotasks.sandbox.base import Limits, SandboxUnavailableError
+from arangotasks.sandbox.fair import FairQueue
 from arangotasks.sandbox.host import HostCalls, HostRun
 
 log = logging.getLogger(__name__)
@@ -152,7 +153,7 @@ class QuickJSSandbox:
         limits: Limits = _DEFAULT_LIMITS,
         worker_address_space: int = 1 << 30,
         *,
-        compile_worker: bool = True,
+        compile_workers: int = 2,
         host: HostCalls | None = None,
         host_workers: int = 0,
     ) -> None:
@@ -166,12 +167,13 @@ class QuickJSSandbox:
         self._hosted_lock = asyncio.Lock()
         self._address_space = worker_address_space
         # Compile checks get a worker of their own: a create must not wait behind long runs.
-        self._compiler = (
-            QuickJSSandbox(1, _COMPILE_LIMITS, worker_address_space, compile_worker=False)
-            if compile_worker
-            else None
-        )
-        self._idle: asyncio.Queue[_Worker | None] | None = None  # None = a slot to spawn into
+        self._compiler = None
+        if compile_workers > 0:
+            self._compiler = QuickJSSandbox(
+                compile_workers, _COMPILE_LIMITS, worker_address_space, compile_workers=0
+            )
+        # Handed out fairly between owners (fair.py); None = a slot to spawn into.
+        self._idle: FairQueue[_Worker | None] | None = None  # None = a slot to spawn into
         self._workers: set[_Worker] = set()
         self._replacing: set[asyncio.Task[None]] = set()
         self._closed = False
@@ -198,7 +200,7 @@ class QuickJSSandbox:
     async def start(self) -> None:
         if self._idle is not None:
             raise RuntimeError("the sandbox is already started")
-        self._idle = asyncio.Queue()
+        self._idle = FairQueue()
         if self._compiler is not None:
             await self._compiler.start()
         spawned = await asyncio.gather(
@@ -228,23 +230,24 @@ class QuickJSSandbox:
         if self._idle is not None:
             self._idle.put_nowait(None)  # wakes a waiting run, which passes it on (see _acquire)
 
-    async def compile_error(self, command: str) -> str | None:
+    async def compile_error(self, command: str, *, owner: str = "") -> str | None:
+        """:class:`SandboxUnavailableError` when no worker gave an answer."""
         if self._compiler is not None:
-            return await self._compiler.compile_error(command)
+            return await self._compiler.compile_error(command, owner=owner)
         if command in self._compiled:
             self._compiled.move_to_end(command)
             return self._compiled[command]
         request = {"op": "compile", "command": command, **_limit_fields(self.limits)}
         try:
             try:
-                answer = await self._call(request, self.limits)
+                answer = await self._call(request, self.limits, owner=owner)
             except _Gone as gone:
                 if gone.error["type"] != ErrorType.CRASH:
                     raise
                 # A worker killed while idle fails the next call; compiling again is harmless.
-                answer = await self._call(request, self.limits)
-        except _Gone as gone:  # may be the machine's load, not the command: not cached
-            return f"InternalError: cannot compile: {gone}"
+                answer = await self._call(request, self.limits, owner=owner)
+        except _Gone as gone:  # the worker's fault (stuck, dead), not the command's: not cached
+            raise SandboxUnavailableError(f"compile check: {gone}") from None
         error = None if answer["error"] is None else str(answer["error"])
         # Clients register the same commands again and again; compiling is deterministic.
         if len(command) <= _CACHED_COMMAND_CHARS:
@@ -262,6 +265,8 @@ class QuickJSSandbox:
         label: str = "",
         on_start: Callable[[], None] | None = None,
         database: str = "",
+        owner: str = "",
+        max_concurrent: int | None = None,
     ) -> RunOutcome:
         limits = limits or self.limits
         known = command in self._host_commands
@@ -270,7 +275,14 @@ class QuickJSSandbox:
             if self._host_workers > 0:
                 hosted = await self._hosted_pool()
                 return await hosted.run(
-                    command, params_json, limits, label=label, on_start=on_start, database=database
+                    command,
+                    params_json,
+                    limits,
+                    label=label,
+                    on_start=on_start,
+                    database=database,
+                    owner=owner,
+                    max_concurrent=max_concurrent,
                 )
         request: dict[str, Any] = {"op": "run", "command": command, "params": params_json}
         request.update(_limit_fields(limits))
@@ -280,7 +292,7 @@ class QuickJSSandbox:
             request["divert"] = True  # a host call: answer at once, the host workers run it
         run = HostRun(database, limits.timeout)
         try:
-            answer = await self._call(request, limits, on_start, run)
+            answer = await self._call(request, limits, on_start, run, owner, max_concurrent)
         except _Gone as gone:  # the registry logs the failed run
             return RunOutcome(ok=False, output=run.output, error=gone.error, requests=run.requests)
         if answer.get("host") and command not in self._host_commands:
@@ -289,7 +301,15 @@ class QuickJSSandbox:
                 self._host_commands.popitem(last=False)
         if answer.get("diverted"):
             hosted = await self._hosted_pool()
-            return await hosted.run(command, params_json, limits, label=label, database=database)
+            return await hosted.run(
+                command,
+                params_json,
+                limits,
+                label=label,
+                database=database,
+                owner=owner,
+                max_concurrent=max_concurrent,
+            )
         outcome = RunOutcome(
             ok=bool(answer["ok"]),
             result_json=answer.get("result"),
@@ -320,7 +340,7 @@ class QuickJSSandbox:
                     self._host_workers,
                     self.limits,
                     self._address_space,
-                    compile_worker=False,
+                    compile_workers=0,
                     host=self.host,
                 )
                 hosted._host_commands = self._host_commands
@@ -335,10 +355,26 @@ class QuickJSSandbox:
         limits: Limits,
         on_start: Callable[[], None] | None = None,
         run: HostRun | None = None,
+        owner: str = "",
+        max_concurrent: int | None = None,
     ) -> dict[str, Any]:
-        """One request on an idle worker; :class:`_Gone` when it gives no answer. A worker
-        that gave none is replaced in the background."""
-        worker = await self._acquire()
+        """One request on an idle worker, taken fairly for ``owner``; :class:`_Gone` when it
+        gives no answer. A worker that gave none is replaced in the background."""
+        worker = await self._acquire(owner, max_concurrent)
+        try:
+            return await self._call_on(worker, request, limits, on_start, run)
+        finally:
+            assert self._idle is not None
+            self._idle.done(owner)
+
+    async def _call_on(
+        self,
+        worker: _Worker,
+        request: dict[str, Any],
+        limits: Limits,
+        on_start: Callable[[], None] | None,
+        run: HostRun | None,
+    ) -> dict[str, Any]:
         if on_start is not None:
             on_start()
         if run is not None:
@@ -376,15 +412,16 @@ class QuickJSSandbox:
         self._release(worker)
         return answer
 
-    async def _acquire(self) -> _Worker:
+    async def _acquire(self, owner: str, max_concurrent: int | None) -> _Worker:
         if self._idle is None:
             raise RuntimeError("the sandbox is not started")
         self._waiting += 1
         try:
-            worker = await self._idle.get()
+            worker = await self._idle.get(owner, max_concurrent)
         finally:
             self._waiting -= 1
         if self._closed:
+            self._idle.done(owner)
             self._idle.put_nowait(worker)
             raise RuntimeError("the sandbox is closed")
         if worker is not None and worker.alive:
@@ -394,6 +431,7 @@ class QuickJSSandbox:
                 await self._retire(worker)
             return await self._spawn()
         except BaseException:
+            self._idle.done(owner)
             self._release(None)
             raise
 

@@ -15,7 +15,7 @@ Requests (limits in seconds and bytes)::
 A result whose JSON text is beyond ``result`` bytes fails the run here (``error.type`` "result"),
 so that the server never reads it; an error's message and stack are cut at their limits.
     {"op": "compile", "command": str, "timeout": float, "memory": int, "stack": int}
-    -> {"error": str | null}
+    -> {"error": str | null}   (parse only: the command never runs)
 
 Host calls (see host.py for the parent's side). A run starts on the fast path: the engine's
 CPU limit, no Python callbacks (the binding refuses them while a limit is set). When the command
@@ -49,7 +49,7 @@ import time
 from typing import Any, BinaryIO
 
 from arangotasks.models import ErrorType
-from arangotasks.sandbox import engine
+from arangotasks.sandbox import engine, parse_check
 
 log = logging.getLogger(__name__)
 
@@ -210,19 +210,20 @@ class Runner:
         return answer if isinstance(answer, str) else json.dumps(answer)
 
     def compile_error(self, request: dict[str, Any]) -> str | None:
-        """The compile step of a run (``new Function`` in a context with the prelude), no call."""
-        context, start = self._context(request)
-        source = (
-            "(function (command) { try { __arangotasks.compile(command); return null; }"
-            " catch (e) { return JSON.stringify(String(e)); } })(" + _js(request["command"]) + ")"
+        """Whether the command compiles as a function body, found by parsing alone in a fresh
+        context of its own (see parse_check: no part of the command runs)."""
+        context = engine.Context(
+            memory_bytes=int(request["memory"]),
+            stack_bytes=int(request["stack"]),
+            time_limit=float(request["timeout"]),
         )
+        command: str = request["command"]
         try:
-            if start is None:
-                context.eval(self._prelude)
-            text = context.eval(source)
+            context.eval(parse_check.SETUP)
+            context.eval(parse_check.script(command))
         except engine.EngineError as exc:
-            return exc.text.partition("\n")[0] or "InternalError: cannot compile"
-        return None if text is None else str(json.loads(text))
+            return parse_check.verdict(exc.text, command)
+        return "InternalError: the compile check did not throw"
 
     def run(self, request: dict[str, Any]) -> dict[str, Any]:
         answer = self._run(request)
@@ -469,13 +470,13 @@ def main(argv: list[str] | None = None) -> int:
     answers = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     runner = Runner(load_prelude(), link=HostLink(sys.stdin.buffer, answers))
-    # A compile and a run before "ready": the prelude and prelude_output.js evaluate, and the
+    # A compile check and a run before "ready": the prelude and prelude_output.js evaluate, and the
     # engine works within this worker's address space.
     broken = runner.compile_error(
         {"command": "", "timeout": 1.0, "memory": 1 << 24, "stack": 1 << 20}
     )
     if broken is not None:
-        raise SystemExit(f"sandbox worker: the engine cannot run the prelude: {broken}")
+        raise SystemExit(f"sandbox worker: the compile check does not work: {broken}")
     checked = runner.run(_CHECK_RUN)
     if checked != _CHECK_ANSWER:
         raise SystemExit(f"sandbox worker: the engine cannot run a command: {checked}")

@@ -45,7 +45,8 @@ def test_a_failed_run_prints_the_error_and_exits_1(capsys):
 def test_a_syntax_error_is_reported_as_not_compiling(tmp_path, capsys):
     assert run_file(write(tmp_path, "for (i"), None, None) == 1
     assert capsys.readouterr().out == (
-        "cannot compile command: SyntaxError: expected 'of' or 'in' in for control expression\n"
+        "cannot compile command: SyntaxError: expected 'of' or 'in' in for control expression"
+        " (line 1, column 7)\n"
     )
 
 

@@ -155,7 +155,9 @@ async def test_clear_timers_are_no_ops(sandbox):
 
 async def test_compile_error_reports_syntax_errors(sandbox):
     message = await sandbox.compile_error("for (i")
-    assert message == "SyntaxError: expected 'of' or 'in' in for control expression"
+    assert message == (
+        "SyntaxError: expected 'of' or 'in' in for control expression (line 1, column 7)"
+    )
     assert (await sandbox.compile_error("x ===")).startswith("SyntaxError: unexpected token")
 
 
@@ -168,10 +170,12 @@ async def test_runtime_errors_are_not_compile_errors(sandbox, command):
 
 
 async def test_a_body_closing_its_function_early_does_not_compile(sandbox):
-    command = "}); print('escaped'); (function () {"
+    command = "} print('escaped'); function f() {"
     assert await sandbox.compile_error(command) == (
         "SyntaxError: the command closes its function body early"
     )
+    command = "}); print('escaped'); (function () {"
+    assert (await sandbox.compile_error(command)).startswith("SyntaxError: ")
     err = error(await sandbox.run(command, None))
     assert (err["type"], err["name"]) == ("exception", "SyntaxError")
 
