@@ -68,11 +68,12 @@ def create_app(
             worker_address_space=settings.worker_address_space_mb * 1024 * 1024,
             host=host_calls,
             host_workers=settings.http_workers,
+            compile_workers=settings.compile_workers,
         )
     if store is None:
         store = open_store(settings.store, settings.data_dir)
     store, store_counter = counting(store)
-    app[REGISTRY] = Registry(store, sandbox, settings)
+    app[REGISTRY] = Registry(store, sandbox, settings, app[ACCESS])
     app[METRICS] = Metrics(app[REGISTRY], store_errors=lambda: store_counter.errors)
     # Started before the registry and stopped after it: runs that end while it stops notify too.
     notifier = Notifier(settings, run_to_api, allowlist=outbound.allowlist)

@@ -128,6 +128,17 @@ class Settings(BaseSettings):
     # Workers of their own for commands that call out (started on first use); 0 = share.
     http_workers: int = Field(default=2, ge=0)
 
+    # Fairness and quotas (per user: the users file may override each; superusers are exempt
+    # from these defaults, not from their own overrides)
+    user_max_timeout: float = Field(default=300.0, gt=0)  # capped by max_timeout
+    user_max_runs: int = Field(default=0, ge=0)  # 0 = one less than the workers, at least 1
+    user_max_tasks: int = Field(default=1000, ge=1)
+    user_max_command_kb: int = Field(default=16 * 1024, ge=1)  # all of a user's commands
+    user_max_params_kb: int = Field(default=16 * 1024, ge=1)  # all of a user's params
+    max_queued_manual_runs: int = Field(default=1000, ge=1)
+    max_queued_manual_runs_per_task: int = Field(default=10, ge=1)
+    compile_workers: int = Field(default=2, ge=1)
+
     @model_validator(mode="after")
     def _jwt_ttl_within_max(self) -> "Settings":
         if self.jwt_ttl > self.jwt_max_ttl:
@@ -153,6 +164,17 @@ class Access(StrEnum):
     READ_WRITE = "rw"
 
 
+@dataclass(frozen=True, slots=True)
+class UserLimits:
+    """A user's own limits from the users file; ``None`` = the server-wide default."""
+
+    max_timeout: float | None = None  # seconds
+    max_runs: int | None = None  # runs at once
+    max_tasks: int | None = None
+    max_command_kb: int | None = None  # all of the user's commands together
+    max_params_kb: int | None = None  # all of the user's params together
+
+
 class User(BaseModel):
     """One ``[[users]]`` entry of the users file, checked strictly: a wrong type or an unknown
     field refuses the file at start (``superuser = "false"`` is an error, not a superuser).
@@ -169,6 +191,18 @@ class User(BaseModel):
     access: Access = Access.READ_WRITE
     superuser: StrictBool = False
     databases: frozenset[StrictStr] | None = None  # None = every database
+    # Fairness and quotas (quotas.py): this user's own limits; None = the server-wide default
+    max_timeout: float | None = Field(default=None, gt=0, strict=True)  # seconds
+    max_runs: int | None = Field(default=None, gt=0, strict=True)  # runs at once
+    max_tasks: int | None = Field(default=None, gt=0, strict=True)
+    max_command_kb: int | None = Field(default=None, gt=0, strict=True)  # all its commands
+    max_params_kb: int | None = Field(default=None, gt=0, strict=True)  # all its params
+
+    @property
+    def limits(self) -> UserLimits:
+        return UserLimits(
+            self.max_timeout, self.max_runs, self.max_tasks, self.max_command_kb, self.max_params_kb
+        )
 
     @field_validator("access", mode="before")
     @classmethod

@@ -9,6 +9,7 @@ class ErrorCode(IntEnum):
     NOT_IMPLEMENTED = 9
     BAD_PARAMETER = 10
     FORBIDDEN = 11
+    RESOURCE_LIMIT = 32  # our use: a user's quota (tasks, command or params bytes), 403
     HTTP_UNAUTHORIZED = 401
     HTTP_NOT_FOUND = 404
     METHOD_NOT_ALLOWED = 405
@@ -27,6 +28,7 @@ class ErrorCode(IntEnum):
     TASK_NOT_FOUND = 1852
     SECRET_NOT_FOUND = 1860  # arangotasks' own (ArangoDB has no secrets)
     SECRET_KEY_UNAVAILABLE = 1861
+    QUEUE_FULL = 21003  # our use: too many queued manual runs, 429
 
     @property
     def status(self) -> int:
@@ -42,6 +44,7 @@ _STATUS: dict[ErrorCode, int] = {
     ErrorCode.NOT_IMPLEMENTED: 501,
     ErrorCode.BAD_PARAMETER: 400,
     ErrorCode.FORBIDDEN: 403,
+    ErrorCode.RESOURCE_LIMIT: 403,
     ErrorCode.HTTP_UNAUTHORIZED: 401,
     ErrorCode.HTTP_NOT_FOUND: 404,
     ErrorCode.METHOD_NOT_ALLOWED: 405,
@@ -60,6 +63,7 @@ _STATUS: dict[ErrorCode, int] = {
     ErrorCode.TASK_NOT_FOUND: 404,
     ErrorCode.SECRET_NOT_FOUND: 404,
     ErrorCode.SECRET_KEY_UNAVAILABLE: 500,
+    ErrorCode.QUEUE_FULL: 429,
 }
 
 _MESSAGE: dict[ErrorCode, str] = {
@@ -67,6 +71,7 @@ _MESSAGE: dict[ErrorCode, str] = {
     ErrorCode.NOT_IMPLEMENTED: "not implemented",
     ErrorCode.BAD_PARAMETER: "bad parameter",
     ErrorCode.FORBIDDEN: "forbidden",
+    ErrorCode.RESOURCE_LIMIT: "resource limit exceeded",
     ErrorCode.HTTP_UNAUTHORIZED: "unauthorized",
     ErrorCode.HTTP_NOT_FOUND: "not found",
     ErrorCode.METHOD_NOT_ALLOWED: "method not supported",
@@ -85,6 +90,7 @@ _MESSAGE: dict[ErrorCode, str] = {
     ErrorCode.TASK_NOT_FOUND: "task not found",
     ErrorCode.SECRET_NOT_FOUND: "secret not found",
     ErrorCode.SECRET_KEY_UNAVAILABLE: "secrets key unavailable",
+    ErrorCode.QUEUE_FULL: "queue full",
 }
 
 

@@ -14,10 +14,12 @@ from collections.abc import AsyncIterator, Callable
 
 from arangotasks.auth import Principal
 from arangotasks.batching import GroupWriter
-from arangotasks.config import Misfire, Settings
+from arangotasks.config import AccessConfig, Misfire, Settings
 from arangotasks.errors import ArangoError, ErrorCode, StoreUnavailableError
 from arangotasks.history import History
+from arangotasks.manual import ManualQueue
 from arangotasks.models import ErrorType, Run, RunOutcome, RunStatus, RunTrigger, Task, dumps
+from arangotasks.quotas import Allowance, Usage, allowance
 from arangotasks.runlog import log_run
 from arangotasks.sandbox.base import Sandbox
 from arangotasks.scheduler import JobScheduler
@@ -59,10 +61,21 @@ def _readable(outcome: RunOutcome) -> RunOutcome:
 class Registry:
     """Registered tasks of every database; owns the lifecycle of store, sandbox and scheduler."""
 
-    def __init__(self, store: TaskStore, sandbox: Sandbox, settings: Settings):
+    def __init__(
+        self,
+        store: TaskStore,
+        sandbox: Sandbox,
+        settings: Settings,
+        access: AccessConfig | None = None,
+    ):
         self.store = store
         self.sandbox = sandbox
         self.settings = settings
+        self._access = access  # the users' own limits (None: the settings' defaults only)
+        self._usage = Usage()  # tasks and bytes per owner, for the quotas
+        self._manual = ManualQueue(
+            settings.max_queued_manual_runs, settings.max_queued_manual_runs_per_task
+        )
         self.history = History(store, settings)
         self.vault = Vault(store, settings)
         self._scheduler = JobScheduler()
@@ -91,6 +104,7 @@ class Registry:
         # Jobs added before the scheduler starts are queued without a wake-up each.
         for task in await self.store.load_tasks():
             self._tasks[task.id] = task
+            self._usage.add_task(task)
             if not self._schedule_loaded(task, started):
                 stale.append(task)
         self._scheduler.start()
@@ -138,6 +152,15 @@ class Registry:
         self.history.note_next_run(task.id, at)
         self._schedule(task, at)
         return True
+
+    # --- limits --------------------------------------------------------------------------
+    def allowance(self, owner: str) -> Allowance:
+        """The limits in force for ``owner`` (see quotas.py)."""
+        return allowance(self.settings, self._access, owner)
+
+    def check_quota(self, owner: str, command: str, params_json: str | None) -> None:
+        """403/32 when one more such task would exceed a quota of ``owner``."""
+        self._usage.check(owner, command, params_json, self.allowance(owner))
 
     # --- reads ---------------------------------------------------------------------------
     def get(self, task_id: str, principal: Principal) -> Task:
@@ -204,7 +227,15 @@ class Registry:
                 next_run_at=first,
             )
             async with self._write_lock(task_id):
-                if not await self._inserts.submit(task):
+                # Counted before the store write, so that concurrent creates share the quota.
+                self._usage.reserve(owner, spec.command, spec.params_json, self.allowance(owner))
+                try:
+                    inserted = await self._inserts.submit(task)
+                except BaseException:
+                    self._usage.release_task(task)
+                    raise
+                if not inserted:
+                    self._usage.release_task(task)
                     if spec.id is not None:
                         raise ArangoError(ErrorCode.TASK_DUPLICATE_ID)
                     continue  # a client chose an id that equals our tick: take the next one
@@ -234,6 +265,7 @@ class Registry:
         if self._tasks.get(task.id) is task:
             del self._tasks[task.id]
             self._api_json.pop(task.id, None)
+            self._usage.release_task(task)
         self._scheduler.cancel(task.id)
         self.history.forget_next_run(task.id)
         lock = self._run_locks.get(task.id)
@@ -300,20 +332,32 @@ class Registry:
             await self._forget(task)
 
     def run_now(self, task_id: str, principal: Principal) -> Run:
-        """Start a manual run outside the schedule; the schedule is unchanged."""
+        """Start a manual run outside the schedule; the schedule is unchanged. 429/21003 when
+        too many manual runs of this task, or of all tasks, wait to start."""
         task = self.get(task_id, principal)
+        self._manual.admit(task.id)
         run = self.history.new_run(task, RunTrigger.MANUAL, time.time(), status=RunStatus.ENQUEUED)
-        job = asyncio.create_task(self._execute(task, run), name=f"manual-run-{run.uid}")
+        job = asyncio.create_task(self._execute_manual(task, run), name=f"manual-run-{run.uid}")
         self._active.add(job)
         job.add_done_callback(self._active.discard)
         return run
+
+    async def _execute_manual(self, task: Task, run: Run) -> None:
+        # Queued until a worker takes it (or it ends without one): then its place is free.
+        left = self._manual.leaver(task.id)
+        try:
+            await self._execute(task, run, left)
+        finally:
+            left()
 
     def _finished(self, run: Run) -> None:
         self.history.touch(run)
         for listener in self.run_listeners:
             listener(run)
 
-    async def _execute(self, task: Task, run: Run) -> None:
+    async def _execute(
+        self, task: Task, run: Run, on_start: Callable[[], None] | None = None
+    ) -> None:
         lock = self._run_locks.setdefault(task.id, asyncio.Lock())
         async with lock:  # runs of one task never overlap
             if self._tasks.get(task.id) is not task:
@@ -326,10 +370,16 @@ class Registry:
                 run.status = RunStatus.PROCESSING
                 run.started_at = time.time()
                 self.history.touch(run)
+                if on_start is not None:
+                    on_start()
 
             limits = self._default_limits
-            if task.timeout is not None:
-                limits = dataclasses.replace(limits, timeout=task.timeout)
+            allowed = self.allowance(task.owner)
+            # The owner's maximum applies at run time too: to the default timeout, and to
+            # tasks stored before the owner's maximum was lowered.
+            timeout = min(task.timeout or limits.timeout, allowed.max_timeout)
+            if timeout != limits.timeout:
+                limits = dataclasses.replace(limits, timeout=timeout)
             try:
                 outcome = await self.sandbox.run(
                     task.command,
@@ -338,6 +388,8 @@ class Registry:
                     label=task.id,
                     on_start=started,
                     database=task.database,
+                    owner=task.owner,
+                    max_concurrent=allowed.max_runs,
                 )
             except Exception as exc:  # a broken sandbox must not stop a periodic task
                 log.exception("task %s: sandbox failure", task.id)

@@ -11,9 +11,11 @@ from arangotasks.errors import ArangoError, ErrorCode
 from arangotasks.keys import REGISTRY, SETTINGS, database_of, principal_of
 from arangotasks.models import Task
 from arangotasks.registry import Registry
+from arangotasks.sandbox.base import SandboxUnavailableError
 from arangotasks.validation import parse_json_body, parse_task_body
 
 PREFIX = "/_api/tasks"
+log = logging.getLogger(__name__)
 
 log = logging.getLogger(__name__)
 
@@ -103,12 +105,22 @@ async def _register(request: web.Request, url_id: str | None) -> web.StreamRespo
             f"registering a task needs db RW permissions: user '{principal.name}' has "
             f"read-only access to database '{database_of(request)}'",
         )
+    allowed = registry.allowance(principal.name)  # the caller's own limits (quotas.py)
     spec = parse_task_body(  # steps 5-11, 13
-        body, url_id=url_id, caller=principal.name, max_timeout=settings.max_timeout
+        body, url_id=url_id, caller=principal.name, max_timeout=allowed.max_timeout
     )
-    compile_error = await registry.sandbox.compile_error(spec.command)  # step 12
+    # Extension: quotas, before the compile check spends a worker on an oversized command.
+    registry.check_quota(principal.name, spec.command, spec.params_json)
+    try:  # step 12, parse only; checks are shared fairly between users
+        compile_error = await registry.sandbox.compile_error(spec.command, owner=principal.name)
+    except SandboxUnavailableError as exc:  # the worker's fault, not the command's
+        log.warning("create refused: %s", exc)
+        raise ArangoError(
+            ErrorCode.SERVICE_UNAVAILABLE, "the compile check is unavailable, try again later"
+        ) from None
     if compile_error is not None:
-        raise ArangoError(ErrorCode.BAD_PARAMETER, "cannot compile command")
+        # ArangoDB says only "cannot compile command"; the reason and position follow it.
+        raise ArangoError(ErrorCode.BAD_PARAMETER, f"cannot compile command: {compile_error}")
     task = await registry.create(spec, database_of(request), principal.name)  # steps 14-15
     _log_change("created", task.id, principal.name, task.database)
     return json_text(registry.api_json(task))
