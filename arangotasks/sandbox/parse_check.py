@@ -47,6 +47,8 @@ SETUP = (
 
 # The position of a SyntaxError: the first frame of its stack, e.g. "    at <input>:3:12".
 _POSITION = re.compile(r"^\s*at <input>:(\d+):(\d+)\s*$")
+# A position in a run's stack frame: "    at f (<input>:4:3)" or "    at <input>:4:3".
+_FRAME_POSITION = re.compile(r"<input>:(\d+):(\d+)")
 
 
 def _utf16_length(text: str) -> int:
@@ -87,3 +89,18 @@ def position(command: str, line: int, byte_column: int) -> tuple[int, int]:
         return len(lines), len(lines[-1]) + 1
     prefix = lines[line - 1].encode("utf-8", errors="surrogatepass")[: max(byte_column - 1, 0)]
     return line, len(prefix.decode("utf-8", errors="ignore")) + 1
+
+
+def task_stack(stack: str, command: str) -> str:
+    """A run's stack with each frame's position in the command as written: ``<task>:L:C``.
+
+    The command runs as ``new Function``'s function, two lines below the top of its source; the
+    prelude's frames are kept out of such stacks (they start at the command's call). Code the
+    command compiles itself (``eval``, ``new Function``) is counted as if it were the command.
+    """
+
+    def mapped(match: re.Match[str]) -> str:
+        line, column = position(command, int(match[1]), int(match[2]))
+        return f"<task>:{line}:{column}"
+
+    return _FRAME_POSITION.sub(mapped, stack)

@@ -54,6 +54,7 @@
   const stringify = builtins[0];
   const apply = builtins[2];
   const ErrorCtor = builtins[4];
+  const captureStack = ErrorCtor.captureStackTrace;
   const FunctionCtor = Function;
   const functionSource = FunctionCtor.prototype.toString;
   const SyntaxErrorCtor = SyntaxError;
@@ -74,18 +75,26 @@
     return machinery;
   }
 
+  // An Error whose stack starts at the caller of `callee`: the prelude's frames are not the
+  // command's (the worker maps the remaining frames to positions in the command).
+  function errorFrom(callee, message) {
+    const error = new ErrorCtor(message);
+    captureStack(error, callee);
+    return error;
+  }
+
   // A global function calling prelude_output.js's `name`. A string it returns is thrown as an
-  // Error made here, so that the stack starts at this frame.
+  // Error whose stack starts at the command's call.
   function stub(name, arg) {
-    return function (...values) {
+    return function stubbed(...values) {
       const value = load()[name](arg, values);
-      if (typeof value === "string") throw new ErrorCtor(value);
+      if (typeof value === "string") throw errorFrom(stubbed, value);
     };
   }
 
   function require(name) {
     const module = load().require(name);
-    if (typeof module === "string") throw new ErrorCtor(module);
+    if (typeof module === "string") throw errorFrom(require, module);
     return module;
   }
 

@@ -130,11 +130,13 @@
     const module = { print };
     defineProperty(module, "db", {
       enumerable: true,
-      get() {
-        throw new ErrorCtor(
+      get: function db() {
+        const error = new ErrorCtor(
           "database access (require('" + name + "').db) is not available in arangotasks: " +
             "tasks run in a sandbox without a database"
         );
+        ErrorCtor.captureStackTrace(error, db); // the stack starts at the command's read
+        throw error;
       },
     });
     return module;

@@ -357,7 +357,8 @@ class Runner:
             default=ErrorType(raw["type"]),
         )
         error["message"] = cut(error["message"], request.get("error_message", _ERROR_TEXT_BYTES))
-        error["stack"] = cut(error["stack"], request.get("error_stack", _ERROR_TEXT_BYTES))
+        stack = parse_check.task_stack(error["stack"], command)
+        error["stack"] = cut(stack, request.get("error_stack", _ERROR_TEXT_BYTES))
         answer["error"] = error
         return answer
 

@@ -97,9 +97,7 @@ async def test_manual_runs_queue_within_bounds(make_client):
     client = await make_client(max_queued_manual_runs_per_task=3, max_queued_manual_runs=5)
     for name in ("slow", "other"):
         await create(client, id=name, command="while (true) {}", timeout=3, offset=3600)
-    statuses = [
-        (await client.post("/_api/tasks/slow/run", headers=ROOT)).status for _ in range(4)
-    ]
+    statuses = [(await client.post("/_api/tasks/slow/run", headers=ROOT)).status for _ in range(4)]
     # The first run starts at once (it leaves the queue), three wait behind it.
     async with asyncio.timeout(20):
         while (await runs(client, "statuses=processing"))["total"] < 1:

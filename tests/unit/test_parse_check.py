@@ -109,3 +109,35 @@ def test_syntax_errors_name_the_reason_and_position(runner, command, expected):
 def test_positions_past_the_command_point_at_its_end():
     assert parse_check.position("a\nbc", 5, 1) == (2, 3)
     assert parse_check.position("abc", 3, 3) == (1, 3)
+
+
+def run_error(runner: Runner, command: str) -> dict[str, str]:
+    request = {"command": command, "params": None, "output": 1024, **LIMITS}
+    answer = runner.run(request)
+    assert not answer["ok"]
+    error: dict[str, str] = answer["error"]
+    return error
+
+
+def test_stack_lines_point_into_the_command_as_written(runner):
+    command = "var a = 1;\nfunction inner() {\n  null.x;\n}\n  inner();"
+    stack = run_error(runner, command)["stack"]
+    assert stack == "    at inner (<task>:3:3)\n    at anonymous (<task>:5:3)\n"
+
+
+def test_columns_count_characters_not_bytes(runner):
+    stack = run_error(runner, "var é = 'ü'; null.x;")["stack"]
+    assert stack == "    at anonymous (<task>:1:14)\n"  # "null" starts at character 14
+
+
+@pytest.mark.parametrize(
+    ("command", "top"),
+    [
+        ("\nrequire('fs');", "    at anonymous (<task>:2:1)"),
+        ("var x = 1;\n  require('@arangodb').db;", "    at anonymous (<task>:2:3)"),
+        ("\n\nsetTimeout(function () {}, 1);", "    at anonymous (<task>:3:12)"),
+    ],
+)
+def test_errors_of_the_sandbox_builtins_start_at_the_commands_call(runner, command, top):
+    stack = run_error(runner, command)["stack"]
+    assert stack.splitlines() == [top]
