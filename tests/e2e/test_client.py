@@ -161,7 +161,10 @@ def test_errors_are_one_line_and_exit_non_zero(server, tmp_path):
     broken.write_text("return (;")
     done = cli(server, "tasks", "create", "--file", str(broken))
     assert done.returncode == 1
-    assert done.stderr == "arangotasks: error 10: cannot compile command\n"
+    assert done.stderr == (
+        "arangotasks: error 10: cannot compile command: "
+        "SyntaxError: unexpected token in expression: ';' (line 1, column 9)\n"
+    )
     done = cli(
         server, "tasks", "create", "--file", str(good), "--user", "bob", "--password", "bob-pw"
     )
