@@ -31,6 +31,7 @@ BENCHMARKS = (
     "isolation",
     "ui_pages",
     "http_calls",
+    "fairness",
 )
 RESULTS = Path(__file__).resolve().parent / "results.json"
 
