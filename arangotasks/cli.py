@@ -96,7 +96,7 @@ async def _serve(settings: "Settings") -> None:
 
     fd_limit = raise_nofile_limit()
     workers = settings.workers or os.cpu_count() or 1
-    cap = connection_cap(settings.max_connections, fd_limit, workers)
+    cap = connection_cap(settings.max_connections, fd_limit, workers, settings.compile_workers)
     app = create_app(settings)
     runner = ArangoAppRunner(
         app,

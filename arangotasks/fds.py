@@ -39,16 +39,17 @@ def raise_nofile_limit() -> int:
     return soft
 
 
-def spare_descriptors(workers: int) -> int:
+def spare_descriptors(workers: int, compile_workers: int = 1) -> int:
     """Descriptors kept free of connections, so that respawning a worker or writing to the
     store never fails with "Too many open files"."""
-    # +1: the compile worker.
-    return _ACCEPTS_IN_FLIGHT + _BASE_RESERVE + _PER_WORKER * (workers + 1)
+    return _ACCEPTS_IN_FLIGHT + _BASE_RESERVE + _PER_WORKER * (workers + compile_workers)
 
 
-def connection_cap(max_connections: int, fd_limit: int, workers: int) -> int:
+def connection_cap(
+    max_connections: int, fd_limit: int, workers: int, compile_workers: int = 1
+) -> int:
     """Open connections allowed: the setting, unless the descriptor limit leaves fewer."""
-    room = fd_limit - spare_descriptors(workers)
+    room = fd_limit - spare_descriptors(workers, compile_workers)
     return max(_MIN_CONNECTIONS, min(max_connections, room))
 
 
