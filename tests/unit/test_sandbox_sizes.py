@@ -15,7 +15,7 @@ SMALL = Limits(
 
 
 async def test_the_worker_refuses_a_result_beyond_the_cap():
-    sandbox = QuickJSSandbox(workers=1, limits=SMALL, compile_worker=False)
+    sandbox = QuickJSSandbox(workers=1, limits=SMALL, compile_workers=0)
     await sandbox.start()
     try:
         outcome = await sandbox.run("print('kept'); return 'x'.repeat(2000)", None)
@@ -35,7 +35,7 @@ async def test_the_worker_refuses_a_result_beyond_the_cap():
 async def test_the_parent_refuses_an_answer_beyond_its_line_limit():
     # The parent reads answers up to what the sandbox's limits allow (about 90 KB here); a run
     # whose own limits let a worker send more is cut off there, and the worker is replaced.
-    sandbox = QuickJSSandbox(workers=1, limits=SMALL, compile_worker=False)
+    sandbox = QuickJSSandbox(workers=1, limits=SMALL, compile_workers=0)
     await sandbox.start()
     try:
         lax = dataclasses.replace(SMALL, result_bytes=1 << 20)
