@@ -42,7 +42,7 @@ async def sandbox() -> AsyncIterator[QuickJSSandbox]:
     sandbox = QuickJSSandbox(
         workers=2,
         limits=Limits(timeout=2.0, memory_bytes=32 << 20),
-        compile_worker=False,
+        compile_workers=0,
         host=calls,
     )
     await sandbox.start()
@@ -164,7 +164,7 @@ async def test_a_command_without_host_calls_stays_on_the_fast_path(sandbox):
 
 
 async def test_without_a_handler_the_call_throws():
-    sandbox = QuickJSSandbox(workers=1, compile_worker=False)
+    sandbox = QuickJSSandbox(workers=1, compile_workers=0)
     await sandbox.start()
     try:
         outcome = await sandbox.run(GET + "request.get('http://example.test/')", None)

@@ -36,7 +36,7 @@ async def calls() -> HostCalls:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def sandbox(calls: HostCalls) -> AsyncIterator[QuickJSSandbox]:
-    sandbox = QuickJSSandbox(workers=2, compile_worker=False, host=calls)
+    sandbox = QuickJSSandbox(workers=2, compile_workers=0, host=calls)
     await sandbox.start()
     yield sandbox
     await sandbox.close()

@@ -28,7 +28,7 @@ async def sandbox(remote: int) -> AsyncIterator[QuickJSSandbox]:
     calls = HostCalls()
     outbound = use_outbound(calls, http_allow=f"127.0.0.1:{remote}", http_max_response_mb=1)
     limits = Limits(timeout=5.0, memory_bytes=64 << 20)
-    sandbox = QuickJSSandbox(workers=2, limits=limits, compile_worker=False, host=calls)
+    sandbox = QuickJSSandbox(workers=2, limits=limits, compile_workers=0, host=calls)
     await sandbox.start()
     yield sandbox
     await sandbox.close()
@@ -285,7 +285,7 @@ async def test_fetch_rejects_on_a_refused_request(sandbox):
 async def test_too_many_requests_fail_the_run(remote):
     calls = HostCalls()
     outbound = use_outbound(calls, http_allow=f"127.0.0.1:{remote}", http_max_requests=3)
-    sandbox = QuickJSSandbox(workers=1, compile_worker=False, host=calls)
+    sandbox = QuickJSSandbox(workers=1, compile_workers=0, host=calls)
     await sandbox.start()
     try:
         outcome = await run(
