@@ -71,7 +71,13 @@ class History:
 
     # --- the run path: memory only ---------------------------------------------------------
     def new_run(
-        self, task: Task, trigger: RunTrigger, scheduled_at: float, *, status: RunStatus
+        self,
+        task: Task,
+        trigger: RunTrigger,
+        scheduled_at: float,
+        *,
+        status: RunStatus,
+        attempt: int = 1,
     ) -> Run:
         now = time.time()
         run = Run(
@@ -84,6 +90,8 @@ class History:
             scheduled_at=scheduled_at,
             enqueued_at=now,
             status=status,
+            attempt=attempt,
+            revision=task.revision,
         )
         self._next_uid += 1
         self.touch(run)

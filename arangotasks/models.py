@@ -32,6 +32,47 @@ def to_ms(seconds: float) -> int:
     return int(seconds * 1000)
 
 
+class Overlap(StrEnum):
+    """What a cron slot does while the previous run of its task is still going."""
+
+    SKIP = "skip"  # recorded as a skipped run
+    BUFFER = "buffer"  # waits for the run to end; at most one waits
+
+
+@dataclass(frozen=True, slots=True)
+class Retries:
+    """A failed scheduled run is attempted again, ``count`` times at most."""
+
+    count: int
+    delay: float = 0.0  # seconds before the second attempt
+    backoff: float = 1.0  # each further delay is this many times the previous one
+    max_delay: float | None = None
+
+    def delay_before(self, attempt: int) -> float:
+        """Seconds to wait before attempt ``attempt`` (2, 3, ...)."""
+        delay = self.delay * self.backoff ** (attempt - 2)
+        return delay if self.max_delay is None else min(delay, self.max_delay)
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """The schedule extension fields of a task (``arangotasks.options`` parses them). A task
+    created the ArangoDB way has ``NO_OPTIONS``."""
+
+    cron: str | None = None
+    timezone: str | None = None  # IANA name; None = UTC (cron tasks only)
+    jitter: float | None = None  # seconds
+    start_at: float | None = None  # epoch seconds
+    end_at: float | None = None
+    retries: Retries | None = None
+    overlap: Overlap | None = None  # None = skip
+    misfire: str | None = None  # a config.Misfire value; None = the server's setting
+    enabled: bool = True
+
+
+NO_OPTIONS = Options()
+
+
 @dataclass(slots=True)
 class Task:
     """A registered task. ``params_json`` is ``None`` when the client sent no params."""
@@ -49,6 +90,8 @@ class Task:
     timeout: float | None = None  # per-task wall-clock limit (extension)
     # Epoch seconds of the next scheduled run; None for a timed task that has fired.
     next_run_at: float | None = None
+    options: Options = NO_OPTIONS  # schedule extensions (cron, retries, pause, ...)
+    revision: int = 1  # 1 at creation, +1 for every PATCH
 
     @property
     def periodic(self) -> bool:
@@ -61,10 +104,14 @@ class Task:
             body["type"] = "periodic"
             body["period"] = format_seconds(self.period_ms)
         else:
-            body["type"] = "timed"
+            # A cron task repeats, so ArangoDB clients see a periodic task (without a period).
+            body["type"] = "timed" if self.options.cron is None else "periodic"
         body["offset"] = format_seconds(self.offset_ms)
         body["command"] = wrap_command(self.command)
         body["database"] = self.database
+        if self.options.cron is not None:
+            body["cron"] = self.options.cron
+            body["timezone"] = self.options.timezone or "UTC"
         return body
 
     def params(self) -> Any:
@@ -77,9 +124,12 @@ class RunStatus(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELED = "canceled"
+    SKIPPED = "skipped"  # a cron slot that came while the previous run was still going
 
 
-FINISHED_STATUSES = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELED})
+FINISHED_STATUSES = frozenset(
+    {RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELED, RunStatus.SKIPPED}
+)
 
 
 class RunTrigger(StrEnum):
@@ -97,6 +147,8 @@ class ErrorType(StrEnum):
     CRASH = "crash"  # the worker died, or the server died during the run
     RESULT = "result"  # the returned value could not be serialised as JSON
     HTTP_LIMIT = "http_limit"  # a limit of outbound HTTP (requests per run, response size)
+    MISSED = "missed"  # a slot passed while the server was down or late (misfire=skip)
+    OVERLAP = "overlap"  # a skipped slot: the previous run was still going
 
 
 @dataclass(slots=True)
@@ -131,6 +183,8 @@ class Run:
     output: list[str] = field(default_factory=list)
     error: dict[str, str] | None = None
     requests: list[dict[str, Any]] = field(default_factory=list)  # outbound HTTP, in order
+    attempt: int = 1  # 2, 3, ... for retries of the same slot (same scheduled_at)
+    revision: int = 1  # the task's revision that ran
 
 
 @dataclass(slots=True)

@@ -2,11 +2,13 @@
 
 import json
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any, TypeGuard
 
 from arangotasks.errors import ArangoError, ErrorCode
-from arangotasks.models import to_ms
+from arangotasks.models import NO_OPTIONS, Options, to_ms
+from arangotasks.options import SCHEDULE_FIELDS, parse_options
 
 log = logging.getLogger(__name__)
 
@@ -15,7 +17,7 @@ DEFAULT_NAME = "user-defined task"
 # Every body field a task create reads: ArangoDB's (§1.4), then our extensions. Any other field is
 # ignored, as ArangoDB does, with one warning line. Add an extension's fields here.
 ARANGODB_FIELDS = ("id", "name", "isSystem", "offset", "period", "runAsUser", "command", "params")
-EXTENSION_FIELDS = ("timeout",)
+EXTENSION_FIELDS = ("timeout", *SCHEDULE_FIELDS)
 KNOWN_FIELDS = frozenset(ARANGODB_FIELDS + EXTENSION_FIELDS)
 # A body with thousands of odd keys must not make a log line of megabytes.
 _MAX_NAMED, _MAX_NAME_CHARS = 10, 64
@@ -35,6 +37,7 @@ class TaskSpec:
     command: str
     params_json: str | None
     timeout: float | None
+    options: Options = NO_OPTIONS  # the schedule extensions (cron, retries, ...)
 
 
 _JSON_KINDS = {
@@ -98,12 +101,18 @@ def _seconds(value: float, what: str) -> int:
 
 
 def parse_task_body(
-    body: dict[str, Any], *, url_id: str | None, caller: str, max_timeout: float
+    body: dict[str, Any],
+    *,
+    url_id: str | None,
+    caller: str,
+    max_timeout: float,
+    now: float | None = None,
 ) -> TaskSpec:
     """Steps 5-11 and 13 of §1.4, in order; the first failure raises ``ArangoError``.
 
     :param url_id: the id from ``PUT /_api/tasks/{id}``; ``None`` for POST.
     :param caller: the authenticated user's name ("" with authentication off).
+    :param now: the time ``endAt`` must follow (default: the clock).
     """
     # Step 5: PUT's URL id overrides body.id; POST takes body.id only if it is a string.
     task_id = url_id if url_id is not None else body.get("id")
@@ -144,6 +153,10 @@ def parse_task_body(
             ErrorCode.BAD_PARAMETER,
             f"timeout must be a positive number of seconds, at most {max_timeout:g}",
         )
+    # Extension: schedule fields (cron, retries, pause, ...); absent for ArangoDB clients.
+    options = parse_options(
+        body, has_period=period_ms is not None, now=time.time() if now is None else now
+    )
     # Step 13: params of any JSON type, kept as-is; absent stays absent.
     params_json = json.dumps(body["params"], separators=(",", ":")) if "params" in body else None
     _warn_unknown(body)
@@ -156,6 +169,7 @@ def parse_task_body(
         command=command,
         params_json=params_json,
         timeout=float(timeout) if timeout is not None else None,
+        options=options,
     )
 
 

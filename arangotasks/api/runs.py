@@ -61,6 +61,8 @@ def _head(run: Run) -> dict[str, Any]:
         "startedAt": iso(run.started_at),
         "finishedAt": iso(run.finished_at),
         "duration": duration,
+        "attempt": run.attempt,
+        "revision": run.revision,
     }
 
 

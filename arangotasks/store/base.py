@@ -23,6 +23,9 @@ class TaskStore(Protocol):
         """Persist new tasks in one transaction; per task, ``False`` when its id existed (that
         task is not stored, the others are)."""
 
+    async def update_task(self, task: Task) -> bool:
+        """Replace a stored task's fields (PATCH); return whether it existed."""
+
     async def delete_task(self, task_id: str) -> bool:
         """Remove a task (its runs stay); return whether it existed."""
 

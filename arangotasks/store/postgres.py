@@ -46,7 +46,7 @@ class PostgresStore(RunsSQLStore):
 
     async def open(self) -> None:
         self._closed = False
-        await self._execute(self._schema(), write=True)
+        await self._create_schema()
         await self._add_run_columns()
 
     async def close(self) -> None:

@@ -13,18 +13,34 @@ from dataclasses import dataclass
 from typing import Any
 
 from arangotasks.errors import DuplicateTaskError
-from arangotasks.models import FINISHED_STATUSES, Run, RunQuery, RunStatus, RunTrigger, Task
+from arangotasks.models import (
+    FINISHED_STATUSES,
+    Options,
+    Overlap,
+    Retries,
+    Run,
+    RunQuery,
+    RunStatus,
+    RunTrigger,
+    Task,
+)
 from arangotasks.store.secret_rows import SecretRows, secret_schema
 
 Row = tuple[Any, ...]
 
-TASK_COLUMNS = tuple(
-    "id name created command database owner period_ms offset_ms params_json is_system timeout "
-    "next_run_at".split()
+# The schedule extensions (schema version 2): one column per field of models.Options.
+OPTION_COLUMNS = tuple(
+    "cron timezone jitter start_at end_at retries overlap misfire enabled".split()
+)
+TASK_COLUMNS = (
+    *"id name created command database owner period_ms offset_ms params_json is_system timeout "
+    "next_run_at".split(),
+    *OPTION_COLUMNS,
+    "revision",
 )
 RUN_COLUMNS = tuple(
     "uid task_id task_name database owner trigger status scheduled_at enqueued_at started_at "
-    "finished_at result_json output error requests".split()
+    "finished_at result_json output error requests attempt revision".split()
 )
 RUN_SELECT = ", ".join(RUN_COLUMNS)
 UNFINISHED = ", ".join(
@@ -45,6 +61,7 @@ class Dialect:
     schema_prelude: tuple[str, ...] = ()  # runs first in the schema transaction
     runs_columns: str = "SELECT name FROM pragma_table_info('runs')"  # the runs table's columns
     add_column: str = "ALTER TABLE runs ADD COLUMN"  # + " name TYPE"
+    add_clause: str = "ADD COLUMN"  # PostgreSQL's may skip a column another server added
 
 
 SQLITE = Dialect(
@@ -66,12 +83,14 @@ POSTGRES = Dialect(
         "WHERE table_name = 'runs' AND table_schema = current_schema()"
     ),
     add_column="ALTER TABLE runs ADD COLUMN IF NOT EXISTS",
+    add_clause="ADD COLUMN IF NOT EXISTS",
 )
 # Columns of runs added after the first release: (name, type), added to older stores on open.
 ADDED_RUN_COLUMNS = (("requests", "TEXT"),)
 
 
 def schema_statements(d: Dialect) -> list[str]:
+    """Schema version 1 (the first release); ``migrations`` brings it to ``SCHEMA_VERSION``."""
     return [
         *d.schema_prelude,
         f"""CREATE TABLE IF NOT EXISTS tasks (
@@ -120,15 +139,64 @@ def schema_statements(d: Dialect) -> list[str]:
     ]
 
 
+SCHEMA_VERSION = 2
+
+
+def migrations(d: Dialect) -> dict[int, list[str]]:
+    """The statements that take a store from version ``n - 1`` to ``n``, keeping every row."""
+    add_task, add_run = f"ALTER TABLE tasks {d.add_clause}", f"ALTER TABLE runs {d.add_clause}"
+    return {
+        2: [
+            # Schedule extensions (cron, retries, pause, ...) and revisions.
+            f"{add_task} cron TEXT",
+            f"{add_task} timezone TEXT",
+            f"{add_task} jitter {d.real}",
+            f"{add_task} start_at {d.real}",
+            f"{add_task} end_at {d.real}",
+            f"{add_task} retries TEXT",
+            f"{add_task} overlap TEXT",
+            f"{add_task} misfire TEXT",
+            f"{add_task} enabled INTEGER NOT NULL DEFAULT 1",
+            f"{add_task} revision {d.bigint} NOT NULL DEFAULT 1",
+            f"{add_run} attempt INTEGER NOT NULL DEFAULT 1",
+            f"{add_run} revision {d.bigint} NOT NULL DEFAULT 1",
+        ],
+    }
+
+
+def _retries_json(retries: Retries | None) -> str | None:
+    if retries is None:
+        return None
+    return json.dumps([retries.count, retries.delay, retries.backoff, retries.max_delay])
+
+
 def task_to_row(task: Task) -> Row:
-    row = [getattr(task, column) for column in TASK_COLUMNS]
-    row[TASK_COLUMNS.index("is_system")] = int(task.is_system)
-    return tuple(row)
+    fields = {column: getattr(task, column, None) for column in TASK_COLUMNS}
+    fields["is_system"] = int(task.is_system)
+    o = task.options
+    fields.update(
+        cron=o.cron,
+        timezone=o.timezone,
+        jitter=o.jitter,
+        start_at=o.start_at,
+        end_at=o.end_at,
+        retries=_retries_json(o.retries),
+        overlap=None if o.overlap is None else o.overlap.value,
+        misfire=o.misfire,
+        enabled=int(o.enabled),
+    )
+    return tuple(fields.values())
 
 
 def row_to_task(row: Row) -> Task:
     fields = dict(zip(TASK_COLUMNS, row, strict=True))
     fields["is_system"] = bool(fields["is_system"])
+    o = {column: fields.pop(column) for column in OPTION_COLUMNS}
+    if any(o[c] is not None for c in OPTION_COLUMNS if c != "enabled") or not o["enabled"]:
+        retries = None if o["retries"] is None else Retries(*json.loads(o["retries"]))
+        overlap = None if o["overlap"] is None else Overlap(o["overlap"])
+        o.update(retries=retries, overlap=overlap, enabled=bool(o["enabled"]))
+        fields["options"] = Options(**o)
     return Task(**fields)
 
 
@@ -257,6 +325,24 @@ class SQLStore(SecretRows, ABC):
             stmts = [Stmt(f"{self._dialect.add_column} {name} {kind}") for name, kind in missing]
             await self._execute(stmts, write=True)
 
+    async def _create_schema(self) -> None:
+        """Create the first version's tables if missing, then migrate to ``SCHEMA_VERSION``, one
+        transaction per version (a store opened by an older release is upgraded in place)."""
+        await self._execute(self._schema(), write=True)
+        sql = "SELECT value FROM store_meta WHERE key = 'schema_version'"
+        rows = (await self._one(Stmt(sql, fetch=True), write=False)).rows
+        version = int(rows[0][0]) if rows else 1
+        for target, statements in sorted(migrations(self._dialect).items()):
+            if target <= version:
+                continue
+            stamp = Stmt(
+                "INSERT INTO store_meta (key, value) VALUES ('schema_version', ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (target,),
+            )
+            prelude = [Stmt(sql) for sql in self._dialect.schema_prelude]
+            await self._execute([*prelude, *(Stmt(sql) for sql in statements), stamp], write=True)
+
     async def _one(self, stmt: Stmt, *, write: bool) -> Result:
         return (await self._execute([stmt], write=write))[0]
 
@@ -271,6 +357,13 @@ class SQLStore(SecretRows, ABC):
             return []
         stmts = [Stmt(self._insert_task, task_to_row(task)) for task in tasks]
         return [result.rowcount > 0 for result in await self._execute(stmts, write=True)]
+
+    async def update_task(self, task: Task) -> bool:
+        columns = [c for c in TASK_COLUMNS if c != "id"]
+        sql = f"UPDATE tasks SET {', '.join(f'{c} = ?' for c in columns)} WHERE id = ?"
+        row = task_to_row(task)
+        result = await self._one(Stmt(sql, (*row[1:], row[0])), write=True)
+        return result.rowcount > 0
 
     async def delete_task(self, task_id: str) -> bool:
         result = await self._one(Stmt("DELETE FROM tasks WHERE id = ?", (task_id,)), write=True)

@@ -68,7 +68,7 @@ class SQLiteStore(RunsSQLStore):
     async def open(self) -> None:
         if self._executor is None:
             self._executor = ThreadPoolExecutor(1, thread_name_prefix="arangotasks-sqlite")
-        await self._execute(self._schema(), write=True)
+        await self._create_schema()
         await self._call(self._convert_to_incremental_vacuum)
         await self._add_run_columns()
         if self._checkpoint_interval > 0 and self._checkpoint_loop is None:

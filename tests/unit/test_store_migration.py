@@ -1,0 +1,134 @@
+"""A store written by the first release (schema version 1) is upgraded in place on open,
+keeping every task and run (SQLite and PostgreSQL)."""
+
+from pathlib import Path
+
+import pytest
+
+from arangotasks.models import NO_OPTIONS, Options, Overlap, Retries, RunQuery
+from arangotasks.store.postgres import PostgresStore
+from arangotasks.store.schema import SCHEMA_VERSION, SQLStore, Stmt
+from arangotasks.store.sqlite import SQLiteStore
+from tests.unit.test_store import pg_schema_dsn, run, task  # noqa: F401  (fixture)
+
+V1_TASK = (
+    "id, name, created, command, database, owner, period_ms, offset_ms, params_json, "
+    "is_system, timeout, next_run_at"
+)
+V1_RUN = (
+    "uid, task_id, task_name, database, owner, trigger, status, scheduled_at, enqueued_at, "
+    "started_at, finished_at, result_json, output, error"
+)
+
+
+def _first_release(store: SQLStore) -> SQLStore:
+    """``store`` opening as the first release did: version 1 tables, no migrations."""
+
+    async def create_v1() -> None:
+        await store._execute(store._schema(), write=True)
+
+    store._create_schema = create_v1  # type: ignore[method-assign]
+    return store
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def make(request: pytest.FixtureRequest, tmp_path: Path):
+    if request.param == "sqlite":
+        return lambda: SQLiteStore(tmp_path / "store.sqlite3")
+    dsn = request.getfixturevalue("pg_schema_dsn")
+    return lambda: PostgresStore(dsn)
+
+
+async def test_version_1_data_survives_the_migration(make) -> None:
+    old = _first_release(make())
+    await old.open()
+    rows = [
+        (
+            "a",
+            "alpha",
+            1700000000.5,
+            "return 1;",
+            "_system",
+            "",
+            2500,
+            0,
+            '{"x":1}',
+            0,
+            3.0,
+            9.5,
+        ),
+        ("b", "beta", 1700000001.0, "return 2;", "shop", "app", None, 100, None, 1, None, None),
+    ]
+    await old._execute(
+        [
+            Stmt(
+                f"INSERT INTO tasks ({V1_TASK}, seq) "
+                f"VALUES ({', '.join('?' * 12)}, {old._dialect.next_seq})",
+                many=rows,
+            ),
+            Stmt(
+                f"INSERT INTO runs ({V1_RUN}) VALUES ({', '.join('?' * 14)})",
+                (
+                    7,
+                    "a",
+                    "alpha",
+                    "_system",
+                    "",
+                    "schedule",
+                    "succeeded",
+                    1.0,
+                    1.0,
+                    1.5,
+                    2.0,
+                    "1",
+                    "[]",
+                    None,
+                ),
+            ),
+        ],
+        write=True,
+    )
+    await old.close()
+
+    store = make()
+    await store.open()
+    try:
+        tasks = await store.load_tasks()
+        assert [(t.id, t.name, t.period_ms, t.params_json, t.next_run_at) for t in tasks] == [
+            ("a", "alpha", 2500, '{"x":1}', 9.5),
+            ("b", "beta", None, None, None),
+        ]
+        assert all(t.options is NO_OPTIONS and t.revision == 1 for t in tasks)
+        assert tasks[1].is_system and tasks[1].owner == "app" and tasks[0].timeout == 3.0
+        (old_run,), total, _ = await store.query_runs(RunQuery())
+        assert (old_run.uid, old_run.attempt, old_run.revision, total) == (7, 1, 1, 1)
+        meta = "SELECT value FROM store_meta WHERE key = 'schema_version'"
+        version = await store._one(Stmt(meta, fetch=True), write=False)
+        assert version.rows[0][0] == SCHEMA_VERSION
+        # The new columns work on the migrated tables.
+        options = Options(
+            cron="0 3 * * *",
+            timezone="Europe/Berlin",
+            jitter=1.5,
+            start_at=10.0,
+            end_at=20.0,
+            retries=Retries(2, 1.0, 2.0, None),
+            overlap=Overlap.BUFFER,
+            misfire="skip",
+            enabled=False,
+        )
+        changed = task("a", options=options, revision=4, created=tasks[0].created)
+        assert await store.update_task(changed)
+        await store.save_runs([run(8, "a", attempt=2, revision=4)])
+    finally:
+        await store.close()
+
+    again = make()
+    await again.open()  # a second open finds the latest version and changes nothing
+    try:
+        reloaded = {t.id: t for t in await again.load_tasks()}
+        assert reloaded["a"].options == options and reloaded["a"].revision == 4
+        newest = await again.get_run(8)
+        assert newest is not None and (newest.attempt, newest.revision) == (2, 4)
+    finally:
+        await again.close()
