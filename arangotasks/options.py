@@ -134,7 +134,7 @@ def parse_options(body: dict[str, Any], *, has_period: bool, now: float) -> Opti
         end_at=end_at,
         retries=_retries(body.get("retries")),
         overlap=Overlap(overlap) if overlap is not None else None,
-        misfire=Misfire(misfire) if misfire is not None else None,
+        misfire=misfire,
         enabled=enabled,
     )
 
@@ -164,6 +164,6 @@ def options_to_body(options: Options, default_misfire: Misfire) -> dict[str, Any
             "maxDelay": retries.max_delay,
         },
         "overlap": (options.overlap or Overlap.SKIP).value,
-        "misfire": (options.misfire or default_misfire).value,
+        "misfire": options.misfire or default_misfire.value,
         "enabled": options.enabled,
     }

@@ -52,7 +52,7 @@ def task_body(task: Task) -> dict[str, Any]:
         "endAt": iso(options.end_at),
         "retries": retries,
         "overlap": None if options.overlap is None else options.overlap.value,
-        "misfire": None if options.misfire is None else options.misfire.value,
+        "misfire": options.misfire,
         "enabled": None if options.enabled else False,
     }
     body.update((key, value) for key, value in fields.items() if value is not None)

@@ -8,17 +8,17 @@ import dataclasses
 import functools
 import json
 import logging
-import math
 import time
 from collections.abc import AsyncIterator, Callable
 
+from arangotasks import schedule
 from arangotasks.auth import Principal
 from arangotasks.batching import GroupWriter
 from arangotasks.config import AccessConfig, Misfire, Settings
 from arangotasks.errors import ArangoError, ErrorCode, StoreUnavailableError
 from arangotasks.history import History
 from arangotasks.manual import ManualQueue
-from arangotasks.models import ErrorType, Run, RunOutcome, RunStatus, RunTrigger, Task, dumps
+from arangotasks.models import ErrorType, Overlap, Run, RunOutcome, RunStatus, RunTrigger, Task, dumps
 from arangotasks.quotas import Allowance, Usage, allowance
 from arangotasks.runlog import log_run
 from arangotasks.sandbox.base import Sandbox
@@ -84,6 +84,9 @@ class Registry:
         self._run_locks: dict[str, asyncio.Lock] = {}
         self._write_locks: dict[str, asyncio.Lock] = {}
         self._active: set[asyncio.Task[None]] = set()
+        # Runs of a task in progress or waiting for its run lock (cron overlap rules).
+        self._busy: dict[str, int] = {}
+        self._stopping = asyncio.Event()  # ends the waits between retries
         # Concurrent creates, and timed tasks' "fired" marks and deletions (they fire in
         # bursts), are group-committed: one transaction for all that arrive during the last.
         self._inserts = GroupWriter[Task, bool](store.insert_tasks)
@@ -113,6 +116,7 @@ class Registry:
         log.info("loaded %d task(s) in %.3f s", len(self._tasks), time.time() - started)
 
     async def close(self) -> None:
+        self._stopping.set()
         self._scheduler.shutdown()
         if self._active:
             await asyncio.wait(set(self._active), timeout=SHUTDOWN_GRACE)
@@ -131,23 +135,16 @@ class Registry:
         if due is None:
             # A timed task marked fired before the stop: it ran (or crashed) and is done.
             return False
-        if due >= now or self.settings.misfire is Misfire.RUN_ONCE:
+        if not task.options.enabled:
+            return True  # paused: kept, never armed
+        if due >= now or self._misfire(task) is Misfire.RUN_ONCE:
             self._schedule(task, max(due, now))
             return True
         # Misfire policy "skip": record the missed slot and wait for the next one.
-        missed = self.history.new_run(task, RunTrigger.SCHEDULE, due, status=RunStatus.CANCELED)
-        missed.finished_at = now
-        missed.error = {
-            "type": "missed",
-            "name": "Missed",
-            "message": "skipped: its time passed while the server was down (misfire=skip)",
-            "stack": "",
-        }
-        self.history.touch(missed)
-        if task.period_ms is None:
+        self._record_missed(task, due, now, "while the server was down")
+        at = schedule.after_misfire(task, due, now, self._period_or_none(task))
+        if at is None:
             return False
-        period = self._period_seconds(task)
-        at = due + math.ceil((now - due) / period) * period
         task.next_run_at = at
         self.history.note_next_run(task.id, at)
         self._schedule(task, at)
@@ -162,6 +159,20 @@ class Registry:
         """403/32 when one more such task would exceed a quota of ``owner``."""
         self._usage.check(owner, command, params_json, self.allowance(owner))
 
+    def _misfire(self, task: Task) -> Misfire:
+        return Misfire(task.options.misfire or self.settings.misfire)
+
+    def _record_missed(self, task: Task, due: float, now: float, why: str) -> None:
+        missed = self.history.new_run(task, RunTrigger.SCHEDULE, due, status=RunStatus.CANCELED)
+        missed.finished_at = now
+        missed.error = {
+            "type": ErrorType.MISSED.value,
+            "name": "Missed",
+            "message": f"skipped: its time passed {why} (misfire=skip)",
+            "stack": "",
+        }
+        self.history.touch(missed)
+
     # --- reads ---------------------------------------------------------------------------
     def get(self, task_id: str, principal: Principal) -> Task:
         task = self._tasks.get(task_id)
@@ -175,6 +186,10 @@ class Registry:
         if text is None:
             text = self._api_json[task.id] = dumps(task.to_api())
         return text
+
+    def next_runs(self, task: Task, count: int) -> list[float]:
+        """The next ``count`` slots of ``task`` (none while it is paused)."""
+        return schedule.upcoming(task, count, self._period_or_none(task))
 
     def visible(self, principal: Principal) -> list[Task]:
         if principal.superuser:
@@ -211,7 +226,6 @@ class Registry:
         for _attempt in range(5):
             task_id = spec.id if spec.id is not None else self._new_tick()
             created = _now_us()
-            first = created + max(spec.offset_ms, 0) / 1000
             task = Task(
                 id=task_id,
                 name=spec.name,
@@ -224,8 +238,12 @@ class Registry:
                 params_json=spec.params_json,
                 is_system=spec.is_system,
                 timeout=spec.timeout,
-                next_run_at=first,
+                options=spec.options,
             )
+            first = schedule.created_fire(task)
+            if first is None:
+                raise ArangoError(ErrorCode.BAD_PARAMETER, "endAt: no slot comes before endAt")
+            task.next_run_at = first
             async with self._write_lock(task_id):
                 # Counted before the store write, so that concurrent creates share the quota.
                 self._usage.reserve(owner, spec.command, spec.params_json, self.allowance(owner))
@@ -243,6 +261,46 @@ class Registry:
                 self._schedule(task, first)
             return task
         raise ArangoError(ErrorCode.INTERNAL, "could not allocate a task id")
+
+    async def update(self, task_id: str, principal: Principal, spec: TaskSpec) -> Task:
+        """PATCH: change a task in place. Its id, ``created`` and history stay, a run in progress
+        finishes as it started, and the next run follows the new schedule."""
+        task = self.get(task_id, principal)
+        async with self._write_lock(task_id):
+            if self._tasks.get(task_id) is not task:
+                raise ArangoError(ErrorCode.TASK_NOT_FOUND)
+            if task.next_run_at is None and not _repeats(task):
+                raise ArangoError(ErrorCode.BAD_PARAMETER, "a timed task cannot change once it ran")
+            new = dataclasses.replace(
+                task,
+                name=spec.name,
+                command=spec.command,
+                period_ms=spec.period_ms,
+                params_json=spec.params_json,
+                timeout=spec.timeout,
+                options=spec.options,
+                revision=task.revision + 1,
+            )
+            retimed = _timing(new) != _timing(task)
+            if retimed:
+                at = schedule.changed_fire(new, time.time(), self._period_or_none(new))
+                if at is None:
+                    raise ArangoError(ErrorCode.BAD_PARAMETER, "endAt: no slot comes before endAt")
+                new.next_run_at = at
+            if not await self.store.update_task(new):
+                raise ArangoError(ErrorCode.TASK_NOT_FOUND)
+            # The live object changes (after the commit), so that a run in progress continues
+            # on the new schedule when it ends.
+            for field in dataclasses.fields(Task):
+                setattr(task, field.name, getattr(new, field.name))
+            self._api_json.pop(task_id, None)
+            self.history.forget_next_run(task_id)
+            self._scheduler.cancel(task_id)
+            # A periodic run in progress arms its next run itself when it ends.
+            in_run = task.period_ms is not None and task.id in self._busy
+            if task.next_run_at is not None and (retimed or not in_run):
+                self._schedule(task, task.next_run_at)
+            return task
 
     async def _write_fired_marks(self, task_ids: list[str]) -> list[None]:
         await self.store.set_next_runs([(task_id, None) for task_id in task_ids])
@@ -289,10 +347,16 @@ class Registry:
         assert task.period_ms is not None
         return max(task.period_ms / 1000, self.settings.min_period)
 
+    def _period_or_none(self, task: Task) -> float | None:
+        return None if task.period_ms is None else self._period_seconds(task)
+
     def _schedule(self, task: Task, at: float) -> None:
+        if not task.options.enabled:
+            return  # paused: resume arms it again
         # A partial of a coroutine function, so that APScheduler awaits it on the loop
         # (a lambda would be sent to a thread pool).
-        self._scheduler.schedule(task.id, at, functools.partial(self._fire, task))
+        fire_at = schedule.jittered(task.options, at)
+        self._scheduler.schedule(task.id, fire_at, functools.partial(self._fire, task))
 
     async def _fire(self, task: Task) -> None:
         if self._tasks.get(task.id) is not task:
@@ -307,6 +371,9 @@ class Registry:
 
     async def _fire_once(self, task: Task) -> None:
         scheduled_at = task.next_run_at if task.next_run_at is not None else time.time()
+        if task.options.cron is not None:
+            await self._fire_slot(task, scheduled_at)
+            return
         if task.period_ms is None:
             # Written before the run starts, so that a timed task never runs twice (§1.6).
             try:
@@ -316,20 +383,94 @@ class Registry:
                 self._schedule(task, time.time() + MARK_FIRED_RETRY)
                 return
             task.next_run_at = None
-        run = self.history.new_run(
-            task, RunTrigger.SCHEDULE, scheduled_at, status=RunStatus.ENQUEUED
-        )
-        await self._execute(task, run)
+        await self._attempts(task, scheduled_at)
         if self._tasks.get(task.id) is not task:
             return
         if task.period_ms is not None:
             # Fixed delay: the next run is one period after this one finished (§1.6).
-            at = time.time() + self._period_seconds(task)
+            at = schedule.after_run(task, time.time(), self._period_seconds(task))
+            if at is None:  # past endAt: finished
+                await self._forget(task)
+                return
             task.next_run_at = at
             self.history.note_next_run(task.id, at)
             self._schedule(task, at)
         else:
             await self._forget(task)
+
+    async def _fire_slot(self, task: Task, slot: float) -> None:
+        """A cron slot: arm the next one now (fixed rate), then run this one unless the last
+        run still goes (overlap)."""
+        at = schedule.after_slot(task, slot)
+        now = time.time()
+        if at is not None and at <= now:
+            # The server fell behind by more than a slot (a stall, a suspended machine): the
+            # slots it missed are a misfire. run_once: this late run stands for them.
+            if self._misfire(task) is Misfire.SKIP:
+                self._record_missed(task, at, now, "while the server was behind")
+            at = schedule.after_misfire(task, at, now, None)
+        task.next_run_at = at
+        self.history.note_next_run(task.id, at)
+        if at is not None:
+            self._schedule(task, at)
+        busy = self._busy.get(task.id, 0)
+        lock = self._run_locks.get(task.id)
+        if not busy and lock is not None and lock.locked():
+            busy = 1  # a manual run is going
+        if busy and (task.options.overlap is not Overlap.BUFFER or busy > 1):
+            self._record_skipped(task, slot)
+        else:
+            await self._attempts(task, slot)
+        if task.next_run_at is None and self._tasks.get(task.id) is task:
+            await self._forget(task)  # past endAt: finished, its history kept
+
+    def _record_skipped(self, task: Task, slot: float) -> None:
+        skipped = self.history.new_run(task, RunTrigger.SCHEDULE, slot, status=RunStatus.SKIPPED)
+        skipped.finished_at = time.time()
+        skipped.error = {
+            "type": ErrorType.OVERLAP.value,
+            "name": "Overlap",
+            "message": "skipped: the previous run of this task was still going (overlap=skip)",
+            "stack": "",
+        }
+        self._finished(skipped)
+
+    async def _attempts(self, task: Task, scheduled_at: float) -> None:
+        """Run a scheduled slot, and retry a failed run as ``retries`` says (attempts 2, 3, ...)."""
+        self._busy[task.id] = self._busy.get(task.id, 0) + 1
+        try:
+            attempt = 1
+            while True:
+                run = self.history.new_run(
+                    task,
+                    RunTrigger.SCHEDULE,
+                    scheduled_at,
+                    status=RunStatus.ENQUEUED,
+                    attempt=attempt,
+                )
+                await self._execute(task, run)
+                retries = task.options.retries
+                if run.status is not RunStatus.FAILED or retries is None or attempt > retries.count:
+                    return
+                attempt += 1
+                if await self._stopped_within(retries.delay_before(attempt)):
+                    return
+                if self._tasks.get(task.id) is not task:
+                    return  # deleted meanwhile
+        finally:
+            left = self._busy[task.id] - 1
+            if left:
+                self._busy[task.id] = left
+            else:
+                del self._busy[task.id]
+
+    async def _stopped_within(self, seconds: float) -> bool:
+        try:
+            async with asyncio.timeout(seconds):
+                await self._stopping.wait()
+        except TimeoutError:
+            return False
+        return True
 
     def run_now(self, task_id: str, principal: Principal) -> Run:
         """Start a manual run outside the schedule; the schedule is unchanged. 429/21003 when
@@ -413,3 +554,13 @@ class Registry:
             run.requests = outcome.requests
             self._finished(run)
         log_run(task.id, run)
+
+
+def _repeats(task: Task) -> bool:
+    return task.period_ms is not None or task.options.cron is not None
+
+
+def _timing(task: Task) -> tuple[object, ...]:
+    """What decides when a task fires; a PATCH that changes none of it keeps the next run."""
+    o = task.options
+    return (task.period_ms, o.cron, o.timezone, o.start_at, o.end_at, o.enabled)

@@ -13,6 +13,7 @@ Jitter is not part of a slot: the registry delays each fire by a random amount b
 
 import itertools
 import random
+from collections.abc import Iterator
 
 from arangotasks import cron
 from arangotasks.models import Options, Task
@@ -93,6 +94,7 @@ def upcoming(task: Task, count: int, period: float | None) -> list[float]:
         return []
     first = task.next_run_at
     expression = cron_of(task.options)
+    slots: Iterator[float]
     if expression is not None:
         slots = itertools.chain([first], expression.after(first))
     elif period is not None:
@@ -107,7 +109,9 @@ def upcoming(task: Task, count: int, period: float | None) -> list[float]:
     return out
 
 
-def preview(expression: cron.Cron | None, period: float | None, start: float, count: int) -> list[float]:
+def preview(
+    expression: cron.Cron | None, period: float | None, start: float, count: int
+) -> list[float]:
     """``count`` slots strictly after ``start`` of an expression or a period (preview route)."""
     if expression is not None:
         return list(itertools.islice(expression.after(start), count))

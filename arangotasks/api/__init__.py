@@ -4,7 +4,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from arangotasks.api import admin, metrics, openapi, runs, secrets, server, tasks
+from arangotasks.api import admin, metrics, openapi, runs, schedules, secrets, server, tasks
 
 DB_PREFIX = "/_db/{database}"
 
@@ -36,6 +36,7 @@ def routes() -> list[web.RouteDef]:
     # A prefix handler, as in ArangoDB: it splits the suffixes itself and answers 405 itself.
     for path in ("/_api/tasks", "/_api/tasks/{tail:[\\s\\S]*}"):
         table += _both("*", path, tasks.tasks_handler)
+    table += _both("POST", "/_api/schedules/preview", schedules.preview)
     table += _both("GET", "/_api/runs", runs.runs_handler)
     table += _both("GET", "/_api/runs/{uid}", runs.runs_handler)
     table += _both("GET", "/_api/openapi.json", openapi.openapi_spec)

@@ -1,10 +1,11 @@
-"""``/_api/tasks``: ArangoDB's prefix handler (§1.3-1.5) plus our run extensions."""
+"""``/_api/tasks``: ArangoDB's prefix handler (§1.3-1.5) plus our run and schedule extensions."""
 
 import logging
 from typing import Any
 
 from aiohttp import web
 
+from arangotasks.api import schedules
 from arangotasks.api.common import bool_param, iso, json_response, json_text, suffixes
 from arangotasks.api.runs import run_text, runs_page
 from arangotasks.errors import ArangoError, ErrorCode
@@ -38,8 +39,7 @@ async def _with_details(registry: Registry, tasks: list[Task]) -> list[dict[str,
     bodies = []
     for task in tasks:
         count, failures, last = stats.get(task.id, (0, 0, None))
-        body = task.to_api()
-        body["nextRunAt"] = iso(task.next_run_at)
+        body = schedules.details(registry, task)
         body["runs"] = count
         body["failures"] = failures
         body["lastRun"] = (
@@ -61,6 +61,10 @@ async def tasks_handler(request: web.Request) -> web.StreamResponse:
         return await _put(request)
     if method == "DELETE":
         return await _delete(request)
+    if method == "PATCH":
+        parts = suffixes(request, PREFIX)
+        if len(parts) == 1:  # extension: change a task; elsewhere PATCH is ArangoDB's 405
+            return await schedules.patch_task(request, parts[0])
     raise ArangoError(ErrorCode.METHOD_NOT_ALLOWED)
 
 
@@ -72,6 +76,8 @@ async def _get(request: web.Request) -> web.StreamResponse:
     if len(parts) == 2 and parts[1] == "runs":
         task = registry.get(parts[0], principal)
         return await runs_page(request, task_id=task.id)
+    if len(parts) == 2 and parts[1] == "next":
+        return schedules.next_runs(request, parts[0])
     if len(parts) > 1:
         raise ArangoError(
             ErrorCode.SUPERFLUOUS_SUFFICES, "superfluous parameter, expecting /_api/tasks[/<id>]"
@@ -136,6 +142,8 @@ async def _post(request: web.Request) -> web.StreamResponse:
             raise ArangoError(ErrorCode.FORBIDDEN, "running a task needs db RW permissions")
         run = registry.run_now(parts[0], principal)
         return json_text(run_text(run), status=202)
+    if len(parts) == 2 and parts[1] in ("pause", "resume"):
+        return await schedules.pause_or_resume(request, parts[0], parts[1] == "resume")
     # POST ignores URL suffixes entirely (§1.4 step 5); python-arango relies on it.
     return await _register(request, None)
 

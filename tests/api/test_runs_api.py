@@ -38,6 +38,8 @@ async def test_every_field_of_a_succeeded_run(client):
             "output": ['hi [1,"x"]', "WARN: w"],
             "error": None,
             "requests": [],
+            "attempt": 1,
+            "revision": 1,
         }
     ]
     run = page["results"][0]

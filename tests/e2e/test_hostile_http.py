@@ -286,6 +286,10 @@ def test_content_type_is_ignored(server, content_type):
 )
 def test_unknown_methods(server, method):
     for path in ("/_api/tasks", "/_api/tasks/x", "/_db/_system/_api/tasks/x/run", "/_api/version"):
+        if method == "PATCH" and path == "/_api/tasks/x":
+            # PATCH of one task is an extension (issue 15): an unknown task is not found.
+            check_error(send(server, method, path), 404, 1852)
+            continue
         check_error(send(server, method, path), 405, 405)
     assert send(server, "HEAD", "/_api/tasks").status == 405
 

@@ -7,7 +7,6 @@ import pytest
 from arangotasks import schedule
 from arangotasks.errors import ArangoError
 from arangotasks.models import NO_OPTIONS, Options, Overlap, Retries, Task
-from arangotasks.options import parse_options
 from arangotasks.patch import merge, patched_spec
 from arangotasks.validation import parse_task_body
 
@@ -144,5 +143,9 @@ def test_patch_refuses_fields_that_cannot_change() -> None:
         merge(task(), {"id": "other"})
     with pytest.raises(ArangoError, match="cron: a task has either cron or period"):
         patched_spec(
-            task(period_ms=1000), {"cron": "* * * * *", "period": 2}, caller="", max_timeout=9, now=NOW
+            task(period_ms=1000),
+            {"cron": "* * * * *", "period": 2},
+            caller="",
+            max_timeout=9,
+            now=NOW,
         )
