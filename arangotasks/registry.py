@@ -18,11 +18,12 @@ from arangotasks.config import AccessConfig, Misfire, Settings
 from arangotasks.errors import ArangoError, ErrorCode, StoreUnavailableError
 from arangotasks.history import History
 from arangotasks.manual import ManualQueue
-from arangotasks.models import ErrorType, Overlap, Run, RunOutcome, RunStatus, RunTrigger, Task, dumps
+from arangotasks.models import ErrorType, Run, RunOutcome, RunStatus, RunTrigger, Task, dumps
 from arangotasks.quotas import Allowance, Usage, allowance
 from arangotasks.runlog import log_run
 from arangotasks.sandbox.base import Sandbox
 from arangotasks.scheduler import JobScheduler
+from arangotasks.slots import ScheduleMixin
 from arangotasks.store.base import TaskStore
 from arangotasks.validation import TaskSpec
 from arangotasks.vault import Vault
@@ -58,7 +59,7 @@ def _readable(outcome: RunOutcome) -> RunOutcome:
     return outcome
 
 
-class Registry:
+class Registry(ScheduleMixin):
     """Registered tasks of every database; owns the lifecycle of store, sandbox and scheduler."""
 
     def __init__(
@@ -159,20 +160,6 @@ class Registry:
         """403/32 when one more such task would exceed a quota of ``owner``."""
         self._usage.check(owner, command, params_json, self.allowance(owner))
 
-    def _misfire(self, task: Task) -> Misfire:
-        return Misfire(task.options.misfire or self.settings.misfire)
-
-    def _record_missed(self, task: Task, due: float, now: float, why: str) -> None:
-        missed = self.history.new_run(task, RunTrigger.SCHEDULE, due, status=RunStatus.CANCELED)
-        missed.finished_at = now
-        missed.error = {
-            "type": ErrorType.MISSED.value,
-            "name": "Missed",
-            "message": f"skipped: its time passed {why} (misfire=skip)",
-            "stack": "",
-        }
-        self.history.touch(missed)
-
     # --- reads ---------------------------------------------------------------------------
     def get(self, task_id: str, principal: Principal) -> Task:
         task = self._tasks.get(task_id)
@@ -186,10 +173,6 @@ class Registry:
         if text is None:
             text = self._api_json[task.id] = dumps(task.to_api())
         return text
-
-    def next_runs(self, task: Task, count: int) -> list[float]:
-        """The next ``count`` slots of ``task`` (none while it is paused)."""
-        return schedule.upcoming(task, count, self._period_or_none(task))
 
     def visible(self, principal: Principal) -> list[Task]:
         if principal.superuser:
@@ -262,46 +245,6 @@ class Registry:
             return task
         raise ArangoError(ErrorCode.INTERNAL, "could not allocate a task id")
 
-    async def update(self, task_id: str, principal: Principal, spec: TaskSpec) -> Task:
-        """PATCH: change a task in place. Its id, ``created`` and history stay, a run in progress
-        finishes as it started, and the next run follows the new schedule."""
-        task = self.get(task_id, principal)
-        async with self._write_lock(task_id):
-            if self._tasks.get(task_id) is not task:
-                raise ArangoError(ErrorCode.TASK_NOT_FOUND)
-            if task.next_run_at is None and not _repeats(task):
-                raise ArangoError(ErrorCode.BAD_PARAMETER, "a timed task cannot change once it ran")
-            new = dataclasses.replace(
-                task,
-                name=spec.name,
-                command=spec.command,
-                period_ms=spec.period_ms,
-                params_json=spec.params_json,
-                timeout=spec.timeout,
-                options=spec.options,
-                revision=task.revision + 1,
-            )
-            retimed = _timing(new) != _timing(task)
-            if retimed:
-                at = schedule.changed_fire(new, time.time(), self._period_or_none(new))
-                if at is None:
-                    raise ArangoError(ErrorCode.BAD_PARAMETER, "endAt: no slot comes before endAt")
-                new.next_run_at = at
-            if not await self.store.update_task(new):
-                raise ArangoError(ErrorCode.TASK_NOT_FOUND)
-            # The live object changes (after the commit), so that a run in progress continues
-            # on the new schedule when it ends.
-            for field in dataclasses.fields(Task):
-                setattr(task, field.name, getattr(new, field.name))
-            self._api_json.pop(task_id, None)
-            self.history.forget_next_run(task_id)
-            self._scheduler.cancel(task_id)
-            # A periodic run in progress arms its next run itself when it ends.
-            in_run = task.period_ms is not None and task.id in self._busy
-            if task.next_run_at is not None and (retimed or not in_run):
-                self._schedule(task, task.next_run_at)
-            return task
-
     async def _write_fired_marks(self, task_ids: list[str]) -> list[None]:
         await self.store.set_next_runs([(task_id, None) for task_id in task_ids])
         return [None] * len(task_ids)
@@ -346,9 +289,6 @@ class Registry:
     def _period_seconds(self, task: Task) -> float:
         assert task.period_ms is not None
         return max(task.period_ms / 1000, self.settings.min_period)
-
-    def _period_or_none(self, task: Task) -> float | None:
-        return None if task.period_ms is None else self._period_seconds(task)
 
     def _schedule(self, task: Task, at: float) -> None:
         if not task.options.enabled:
@@ -397,80 +337,6 @@ class Registry:
             self._schedule(task, at)
         else:
             await self._forget(task)
-
-    async def _fire_slot(self, task: Task, slot: float) -> None:
-        """A cron slot: arm the next one now (fixed rate), then run this one unless the last
-        run still goes (overlap)."""
-        at = schedule.after_slot(task, slot)
-        now = time.time()
-        if at is not None and at <= now:
-            # The server fell behind by more than a slot (a stall, a suspended machine): the
-            # slots it missed are a misfire. run_once: this late run stands for them.
-            if self._misfire(task) is Misfire.SKIP:
-                self._record_missed(task, at, now, "while the server was behind")
-            at = schedule.after_misfire(task, at, now, None)
-        task.next_run_at = at
-        self.history.note_next_run(task.id, at)
-        if at is not None:
-            self._schedule(task, at)
-        busy = self._busy.get(task.id, 0)
-        lock = self._run_locks.get(task.id)
-        if not busy and lock is not None and lock.locked():
-            busy = 1  # a manual run is going
-        if busy and (task.options.overlap is not Overlap.BUFFER or busy > 1):
-            self._record_skipped(task, slot)
-        else:
-            await self._attempts(task, slot)
-        if task.next_run_at is None and self._tasks.get(task.id) is task:
-            await self._forget(task)  # past endAt: finished, its history kept
-
-    def _record_skipped(self, task: Task, slot: float) -> None:
-        skipped = self.history.new_run(task, RunTrigger.SCHEDULE, slot, status=RunStatus.SKIPPED)
-        skipped.finished_at = time.time()
-        skipped.error = {
-            "type": ErrorType.OVERLAP.value,
-            "name": "Overlap",
-            "message": "skipped: the previous run of this task was still going (overlap=skip)",
-            "stack": "",
-        }
-        self._finished(skipped)
-
-    async def _attempts(self, task: Task, scheduled_at: float) -> None:
-        """Run a scheduled slot, and retry a failed run as ``retries`` says (attempts 2, 3, ...)."""
-        self._busy[task.id] = self._busy.get(task.id, 0) + 1
-        try:
-            attempt = 1
-            while True:
-                run = self.history.new_run(
-                    task,
-                    RunTrigger.SCHEDULE,
-                    scheduled_at,
-                    status=RunStatus.ENQUEUED,
-                    attempt=attempt,
-                )
-                await self._execute(task, run)
-                retries = task.options.retries
-                if run.status is not RunStatus.FAILED or retries is None or attempt > retries.count:
-                    return
-                attempt += 1
-                if await self._stopped_within(retries.delay_before(attempt)):
-                    return
-                if self._tasks.get(task.id) is not task:
-                    return  # deleted meanwhile
-        finally:
-            left = self._busy[task.id] - 1
-            if left:
-                self._busy[task.id] = left
-            else:
-                del self._busy[task.id]
-
-    async def _stopped_within(self, seconds: float) -> bool:
-        try:
-            async with asyncio.timeout(seconds):
-                await self._stopping.wait()
-        except TimeoutError:
-            return False
-        return True
 
     def run_now(self, task_id: str, principal: Principal) -> Run:
         """Start a manual run outside the schedule; the schedule is unchanged. 429/21003 when
@@ -554,13 +420,3 @@ class Registry:
             run.requests = outcome.requests
             self._finished(run)
         log_run(task.id, run)
-
-
-def _repeats(task: Task) -> bool:
-    return task.period_ms is not None or task.options.cron is not None
-
-
-def _timing(task: Task) -> tuple[object, ...]:
-    """What decides when a task fires; a PATCH that changes none of it keeps the next run."""
-    o = task.options
-    return (task.period_ms, o.cron, o.timezone, o.start_at, o.end_at, o.enabled)
