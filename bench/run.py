@@ -25,6 +25,7 @@ BENCHMARKS = (
     "sandbox_cost",
     "throughput",
     "precision",
+    "cron",
     "first_runs",
     "api_load",
     "scale",
