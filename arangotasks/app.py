@@ -28,6 +28,7 @@ from arangotasks.outbound import Outbound, load_overrides
 from arangotasks.registry import Registry
 from arangotasks.sandbox import QuickJSSandbox
 from arangotasks.sandbox.base import Sandbox
+from arangotasks.sandbox.hardening import worker_identity
 from arangotasks.sandbox.host import HostCalls
 from arangotasks.store import TaskStore, open_store
 
@@ -69,6 +70,7 @@ def create_app(
             host=host_calls,
             host_workers=settings.http_workers,
             compile_workers=settings.compile_workers,
+            identity=worker_identity(settings.worker_user),
         )
     if store is None:
         store = open_store(settings.store, settings.data_dir)

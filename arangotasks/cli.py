@@ -79,6 +79,19 @@ def _redact(url: str) -> str:
     return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
 
 
+def _lock_dirs(settings: "Settings") -> list[Path]:
+    """The directories a server must have to itself: the data dir and a SQLite file's own."""
+    from arangotasks.store import open_store
+    from arangotasks.store.sqlite import SQLiteStore
+
+    dirs = [settings.data_dir]
+    store = open_store(settings.store, settings.data_dir)  # not opened: only its path is used
+    if isinstance(store, SQLiteStore):
+        if store.path.parent.resolve() != settings.data_dir.resolve():
+            dirs.append(store.path.parent)
+    return dirs
+
+
 async def _serve(settings: "Settings") -> None:
     from aiohttp import web
 
@@ -163,12 +176,29 @@ def main(argv: list[str] | None = None) -> int:
         print(f"arangotasks: invalid setting: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings)
+    from arangotasks.datadir import DataDirError, DirectoryLock, make_private_dir
+    from arangotasks.errors import StoreLockedError, StoreUnavailableError
+
+    locks: list[DirectoryLock] = []
     try:
+        make_private_dir(settings.data_dir)
+        for directory in _lock_dirs(settings):
+            locks.append(DirectoryLock(directory))
+            locks[-1].acquire()
         asyncio.run(_serve(settings))
     except ValueError as exc:  # a bad config file or store URL
         print(f"arangotasks: {exc}", file=sys.stderr)
         return 2
+    except (DataDirError, StoreLockedError) as exc:  # another server has it, a bad secret
+        print(f"arangotasks: {exc}", file=sys.stderr)
+        return 1
+    except StoreUnavailableError as exc:  # e.g. a corrupt SQLite file: left as it is
+        print(f"arangotasks: task store unusable: {exc}", file=sys.stderr)
+        return 1
     except OSError as exc:  # e.g. the port is taken
         print(f"arangotasks: {exc}", file=sys.stderr)
         return 1
+    finally:
+        for lock in locks:
+            lock.release()
     return 0

@@ -1,9 +1,7 @@
 """Settings: defaults, then ``ARANGOTASKS_*`` environment variables, then CLI flags."""
 
 import logging
-import os
 import re
-import secrets
 import tomllib
 from dataclasses import dataclass
 from enum import StrEnum
@@ -23,6 +21,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from arangotasks import datadir
 from arangotasks.passwords import check_hash_format, is_hash
 from arangotasks.sandbox.base import Limits
 
@@ -90,6 +89,10 @@ class Settings(BaseSettings):
     history_max_age_days: float = Field(default=10.0, gt=0)
     history_flush_interval: float = Field(default=0.05, gt=0)
     prune_interval: float = Field(default=60.0, gt=0)
+
+    # Stopping, one server per store, worker privileges (issue 11)
+    shutdown_grace: float = Field(default=5.0, ge=0)  # seconds runs in progress get on a stop
+    worker_user: str | None = None  # None = "nobody" when the server runs as root
 
     # HTTP
     max_body_mb: float = Field(default=8.0, gt=0)
@@ -286,16 +289,7 @@ class AccessConfig:
 def _jwt_secret(settings: Settings) -> str:
     if settings.jwt_secret:
         return settings.jwt_secret
-    path = settings.data_dir / "jwt-secret"
-    if path.exists():
-        return path.read_text().strip()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    secret = secrets.token_urlsafe(48)
-    # Written with 0600 from the start so the secret is never readable by others.
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(secret + "\n")
-    return secret
+    return datadir.jwt_secret(settings.data_dir)
 
 
 def load_access(settings: Settings) -> AccessConfig:

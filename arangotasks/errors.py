@@ -129,4 +129,16 @@ class DuplicateTaskError(StoreError):
 
 
 class StoreUnavailableError(StoreError):
-    """The store cannot be written or read now (read-only file, disk full, connection lost)."""
+    """The store cannot be written or read now (read-only file, disk full, connection lost).
+
+    The message is for the log and may name the file, host or port; ``reason`` is a short
+    category without them (e.g. ``"disk full"``), the only part a client is shown.
+    """
+
+    def __init__(self, message: str, reason: str = "unavailable"):
+        super().__init__(message)
+        self.reason = reason
+
+
+class StoreLockedError(StoreError):
+    """Another server holds the store (one server per store until several nodes are safe)."""

@@ -51,9 +51,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except ArangoError as exc:
         return error_response(exc)
     except StoreUnavailableError as exc:
+        # The details name the file or the host and port: they stay in the log.
         log.warning("store unavailable: %s", exc)
         return error_response(
-            ArangoError(ErrorCode.SERVICE_UNAVAILABLE, f"task store unavailable: {exc}")
+            ArangoError(ErrorCode.SERVICE_UNAVAILABLE, f"task store unavailable: {exc.reason}")
         )
     except web.HTTPException as exc:
         if exc.status < 400:

@@ -17,6 +17,7 @@ from typing import Any
 from arangotasks.models import ErrorType, RunOutcome
 from arangotasks.sandbox.base import Limits, SandboxUnavailableError
 from arangotasks.sandbox.fair import FairQueue
+from arangotasks.sandbox.hardening import worker_environment
 from arangotasks.sandbox.host import HostCalls, HostRun
 
 log = logging.getLogger(__name__)
@@ -145,6 +146,8 @@ class QuickJSSandbox:
     :param host_workers: workers of their own for the commands that call the host, started on
         first use: such a run holds its worker while it waits on I/O, so a flood of them must
         not take every worker from the commands that make no calls. 0 = run them here.
+    :param identity: ``(uid, gid)`` the workers switch to before their first request (see
+        :func:`~arangotasks.sandbox.hardening.worker_identity`); ``None`` keeps the server's.
     """
 
     def __init__(
@@ -153,6 +156,7 @@ class QuickJSSandbox:
         limits: Limits = _DEFAULT_LIMITS,
         worker_address_space: int = 1 << 30,
         *,
+        identity: tuple[int, int] | None = None,
         compile_workers: int = 2,
         host: HostCalls | None = None,
         host_workers: int = 0,
@@ -166,11 +170,16 @@ class QuickJSSandbox:
         self._hosted: QuickJSSandbox | None = None
         self._hosted_lock = asyncio.Lock()
         self._address_space = worker_address_space
+        self._identity = identity
         # Compile checks get a worker of their own: a create must not wait behind long runs.
         self._compiler = None
         if compile_workers > 0:
             self._compiler = QuickJSSandbox(
-                compile_workers, _COMPILE_LIMITS, worker_address_space, compile_workers=0
+                compile_workers,
+                _COMPILE_LIMITS,
+                worker_address_space,
+                identity=identity,
+                compile_workers=0,
             )
         # Handed out fairly between owners (fair.py); None = a slot to spawn into.
         self._idle: FairQueue[_Worker | None] | None = None  # None = a slot to spawn into
@@ -340,6 +349,7 @@ class QuickJSSandbox:
                     self._host_workers,
                     self.limits,
                     self._address_space,
+                    identity=self._identity,
                     compile_workers=0,
                     host=self.host,
                 )
@@ -462,17 +472,18 @@ class QuickJSSandbox:
             self._release(fresh)
 
     async def _spawn(self) -> _Worker:
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [_SOURCE_ROOT, env.get("PYTHONPATH")]))
+        args = ["--address-space", str(self._address_space), "--parent-pid", str(os.getpid())]
+        if self._identity is not None:
+            args += ["--uid", str(self._identity[0]), "--gid", str(self._identity[1])]
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
             _WORKER_MODULE,
-            "--address-space",
-            str(self._address_space),
+            *args,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
-            env=env,
+            # Not the server's: that holds the root password and the JWT secret.
+            env=worker_environment(_SOURCE_ROOT),
             # The worker enforces the size limits; this bound is the backstop.
             limit=self.limits.answer_bytes(),
         )

@@ -49,7 +49,7 @@ import time
 from typing import Any, BinaryIO
 
 from arangotasks.models import ErrorType
-from arangotasks.sandbox import engine, parse_check
+from arangotasks.sandbox import engine, hardening, parse_check
 
 log = logging.getLogger(__name__)
 
@@ -463,6 +463,9 @@ def serve(runner: Runner, requests: BinaryIO, answers: BinaryIO) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m arangotasks.sandbox.worker")
     parser.add_argument("--address-space", type=int, default=1 << 30, help="RLIMIT_AS in bytes")
+    parser.add_argument("--parent-pid", type=int, help="die when this process (the server) does")
+    parser.add_argument("--uid", type=int, help="user to switch to before the first request")
+    parser.add_argument("--gid", type=int, help="group to switch to (with --uid)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
     limit_address_space(args.address_space)
@@ -471,6 +474,8 @@ def main(argv: list[str] | None = None) -> int:
     answers = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     runner = Runner(load_prelude(), link=HostLink(sys.stdin.buffer, answers))
+    # Now that its files are read: the package may live where only the server's user can read.
+    hardening.harden(None if args.uid is None else (args.uid, args.gid), args.parent_pid)
     # A compile check and a run before "ready": the prelude and prelude_output.js evaluate, and the
     # engine works within this worker's address space.
     broken = runner.compile_error(

@@ -69,7 +69,7 @@ class PostgresStore(RunsSQLStore):
     async def _execute(self, stmts: Sequence[Stmt], *, write: bool) -> list[Result]:
         async with self._lock:
             if self._closed:
-                raise StoreUnavailableError("the store is closed")
+                raise StoreUnavailableError("the store is closed", "closed")
             try:
                 conn = await self._connection()
                 results = []
@@ -80,7 +80,12 @@ class PostgresStore(RunsSQLStore):
                 return results
             except _UNAVAILABLE as exc:
                 await self._disconnect()
-                raise StoreUnavailableError(f"PostgreSQL: {exc}") from exc
+                reason = (
+                    "read-only"
+                    if isinstance(exc, pg_errors.ReadOnlySqlTransaction)
+                    else ("database unreachable")
+                )
+                raise StoreUnavailableError(f"PostgreSQL: {exc}", reason) from exc
             except BaseException:
                 await self._rollback()
                 raise

@@ -2,8 +2,10 @@
 
 import asyncio
 import contextlib
+import errno
 import functools
 import logging
+import os
 import shutil
 import sqlite3
 import time
@@ -12,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
+from arangotasks import datadir
 from arangotasks.errors import StoreUnavailableError
 from arangotasks.store.runs import RunsSQLStore, next_batch
 from arangotasks.store.schema import SQLITE, Result, Stmt
@@ -207,7 +210,7 @@ class SQLiteStore(RunsSQLStore):
 
     async def _call(self, fn: Callable[[], T]) -> T:
         if self._executor is None:
-            raise StoreUnavailableError("the store is closed")
+            raise StoreUnavailableError("the store is closed", "closed")
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
 
     # --- on the worker thread ------------------------------------------------------------
@@ -215,15 +218,16 @@ class SQLiteStore(RunsSQLStore):
         if self._conn is not None:
             return self._conn
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self._make_private()
         except OSError as exc:
-            raise StoreUnavailableError(f"cannot create {self.path.parent}: {exc}") from exc
+            raise StoreUnavailableError(f"cannot create {self.path}: {exc}", _reason(exc)) from exc
         uri = f"{self.path.absolute().as_uri()}?mode={'ro' if self._read_only else 'rwc'}"
         try:
             # isolation_level=None: transactions are begun and ended explicitly below.
             conn = sqlite3.connect(uri, uri=True, timeout=self._busy_timeout, isolation_level=None)
         except sqlite3.Error as exc:
-            raise StoreUnavailableError(f"cannot open {self.path}: {exc}") from exc
+            raise StoreUnavailableError(f"cannot open {self.path}: {exc}", _reason(exc)) from exc
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
             if not self._read_only:
@@ -237,9 +241,18 @@ class SQLiteStore(RunsSQLStore):
                 conn.execute(f"PRAGMA wal_autocheckpoint = {_BACKSTOP_CHECKPOINT_PAGES}")
         except sqlite3.Error as exc:
             conn.close()
-            raise StoreUnavailableError(f"cannot open {self.path}: {exc}") from exc
+            raise StoreUnavailableError(f"cannot open {self.path}: {exc}", _reason(exc)) from exc
         self._conn = conn
         return conn
+
+    def _make_private(self) -> None:
+        """The database file is created 0600 here rather than by SQLite (which follows the
+        umask); SQLite gives its -wal and -shm files the mode of the database file. Files made
+        by an earlier version lose their group and other permissions."""
+        if not self._read_only:
+            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600))
+        for suffix in ("", "-wal", "-shm"):
+            datadir.tighten(Path(f"{self.path}{suffix}"))
 
     def _disconnect(self) -> None:
         conn, self._conn = self._conn, None
@@ -264,7 +277,7 @@ class SQLiteStore(RunsSQLStore):
                 # A connection opened while the file was read-only stays read-only after the
                 # file becomes writable: retry once on a new connection before giving up.
                 if not (retry and _error_code(exc) == sqlite3.SQLITE_READONLY):
-                    raise StoreUnavailableError(f"{self.path}: {exc}") from exc
+                    raise StoreUnavailableError(f"{self.path}: {exc}", _reason(exc)) from exc
                 retry = False
 
     def _rollback(self, conn: sqlite3.Connection) -> None:
@@ -286,6 +299,25 @@ class SQLiteStore(RunsSQLStore):
 
 def _error_code(exc: BaseException) -> int:
     return getattr(exc, "sqlite_errorcode", 0) & 0xFF  # the primary code of an extended one
+
+
+_REASONS = {
+    sqlite3.SQLITE_READONLY: "read-only",
+    sqlite3.SQLITE_FULL: "disk full",
+    sqlite3.SQLITE_IOERR: "I/O error",
+    sqlite3.SQLITE_BUSY: "locked",
+    sqlite3.SQLITE_LOCKED: "locked",
+    sqlite3.SQLITE_CANTOPEN: "cannot open the database",
+    sqlite3.SQLITE_CORRUPT: "database file is corrupt",
+    sqlite3.SQLITE_NOTADB: "database file is corrupt",
+}
+
+
+def _reason(exc: BaseException) -> str:
+    """What a client is told (the message names the file: it stays in the log)."""
+    if isinstance(exc, OSError):
+        return "disk full" if exc.errno == errno.ENOSPC else "cannot open the database"
+    return _REASONS.get(_error_code(exc), "unavailable")
 
 
 def _unavailable(exc: BaseException) -> bool:

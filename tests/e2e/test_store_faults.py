@@ -45,7 +45,7 @@ def assert_503(http: Http, method: str, path: str, body=None) -> None:
     status, data = http.call(method, path, body)
     assert status == 503, (status, data)
     assert data["error"] is True and data["errorNum"] == 503 and data["code"] == 503
-    assert data["errorMessage"].startswith("task store unavailable")
+    assert data["errorMessage"] == "task store unavailable: disk full"  # no path
 
 
 def wait_ok(http: Http, method: str, path: str, body=None, within: float = 10) -> dict:
