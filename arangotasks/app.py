@@ -73,7 +73,7 @@ def create_app(
             identity=worker_identity(settings.worker_user),
         )
     if store is None:
-        store = open_store(settings.store, settings.data_dir)
+        store = open_store(settings.store, settings.data_dir, **settings.store_options())
     store, store_counter = counting(store)
     app[REGISTRY] = Registry(store, sandbox, settings, app[ACCESS])
     app[METRICS] = Metrics(app[REGISTRY], store_errors=lambda: store_counter.errors)

@@ -91,8 +91,15 @@ class Settings(BaseSettings):
     prune_interval: float = Field(default=60.0, gt=0)
 
     # Stopping, one server per store, worker privileges (issue 11)
-    shutdown_grace: float = Field(default=5.0, ge=0)  # seconds runs in progress get on a stop
     worker_user: str | None = None  # None = "nobody" when the server runs as root
+    # PostgreSQL: a hung or unreachable server answers 503 within these bounds (seconds)
+    pg_connect_timeout: float = Field(default=5.0, gt=0)
+    pg_operation_timeout: float = Field(default=5.0, gt=0)  # one store call, waits included
+    pg_statement_timeout: float = Field(default=5.0, ge=0)  # the server's; 0 = none
+    pg_keepalive_idle: float = Field(default=10.0, ge=1)
+    # Run records held while the store cannot be written, and the most written per transaction
+    history_max_pending: int = Field(default=10_000, ge=1)
+    history_batch: int = Field(default=1_000, ge=1)
 
     # HTTP
     max_body_mb: float = Field(default=8.0, gt=0)
@@ -149,6 +156,16 @@ class Settings(BaseSettings):
                 "jwt_ttl must not exceed jwt_max_ttl (our own tokens would be refused)"
             )
         return self
+
+    def store_options(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`arangotasks.store.open_store` for a server's store."""
+        return {
+            "connect_timeout": self.pg_connect_timeout,
+            "operation_timeout": self.pg_operation_timeout,
+            "statement_timeout": self.pg_statement_timeout,
+            "keepalive_idle": self.pg_keepalive_idle,
+            "exclusive": True,  # one server per database until several nodes are safe
+        }
 
     def limits(self, timeout: float | None = None) -> Limits:
         return Limits(

@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -32,6 +33,8 @@ class History:
         self._next_uid = 0
         self._dirty_runs: dict[int, Run] = {}
         self._dirty_next: dict[str, float | None] = {}
+        self.dropped = 0  # run records dropped because the store could not take them
+        self._dropped_unreported = 0
         self._flush_lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._loops: list[asyncio.Task[None]] = []
@@ -98,9 +101,20 @@ class History:
         return run
 
     def touch(self, run: Run) -> None:
-        """Mark a run record changed; it reaches the store with the next flush."""
+        """Mark a run record changed; it reaches the store with the next flush. While the store
+        cannot be written, at most ``history_max_pending`` records wait: the oldest is dropped."""
         if self._enabled:
             self._dirty_runs[run.uid] = run
+            if len(self._dirty_runs) > self._settings.history_max_pending:
+                del self._dirty_runs[next(iter(self._dirty_runs))]
+                if not self._dropped_unreported:
+                    log.warning(
+                        "run history: %d records wait for the store; dropping the oldest "
+                        "(ARANGOTASKS_HISTORY_MAX_PENDING)",
+                        len(self._dirty_runs),
+                    )
+                self.dropped += 1
+                self._dropped_unreported += 1
 
     def note_next_run(self, task_id: str, at: float | None) -> None:
         self._dirty_next[task_id] = at
@@ -112,16 +126,30 @@ class History:
     async def flush(self) -> None:
         """Write everything changed so far (readers call this to see their own writes)."""
         async with self._flush_lock:
-            runs, self._dirty_runs = self._dirty_runs, {}
+            # In transactions of at most history_batch runs (a backlog after an outage is
+            # large); what arrives meanwhile waits for the next flush.
+            size = self._settings.history_batch
+            for _batch in range(-(-len(self._dirty_runs) // size)):
+                uids = list(itertools.islice(self._dirty_runs, size))
+                runs = {uid: self._dirty_runs.pop(uid) for uid in uids}
+                try:
+                    await self._store.save_runs(list(runs.values()))
+                except BaseException:
+                    # Keep what was not written; newer changes made meanwhile win.
+                    self._dirty_runs = runs | self._dirty_runs
+                    raise
+            if self._dropped_unreported:
+                log.warning(
+                    "run history: %d run record(s) were dropped while the store could not be "
+                    "written",
+                    self._dropped_unreported,
+                )
+                self._dropped_unreported = 0
             nexts, self._dirty_next = self._dirty_next, {}
             try:
-                if runs:
-                    await self._store.save_runs(list(runs.values()))
                 if nexts:
                     await self._store.set_next_runs(list(nexts.items()))
             except BaseException:
-                # Keep what was not written; newer changes made meanwhile win.
-                self._dirty_runs = runs | self._dirty_runs
                 self._dirty_next = nexts | self._dirty_next
                 raise
 

@@ -1,6 +1,7 @@
 """Durable storage of tasks and runs: SQLite (default) or PostgreSQL."""
 
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from arangotasks.store.base import TaskStore
@@ -11,12 +12,15 @@ DEFAULT_SQLITE_NAME = "arangotasks.sqlite3"
 _FORMS = "sqlite:///relative/path, sqlite:////absolute/path, postgresql://... or postgres://..."
 
 
-def open_store(url: str | None, data_dir: str | Path) -> TaskStore:
+def open_store(url: str | None, data_dir: str | Path, **postgres: Any) -> TaskStore:
     """The store that ``url`` names (not opened yet).
 
     ``None`` is SQLite at ``<data_dir>/arangotasks.sqlite3``; ``sqlite:///rel`` is a path relative
     to the working directory and ``sqlite:////abs`` an absolute one; ``postgresql://`` and
     ``postgres://`` URLs go to libpq unchanged. Anything else raises ``ValueError``.
+
+    :param postgres: options of :class:`~arangotasks.store.postgres.PostgresStore` (timeouts,
+        ``exclusive``), ignored for SQLite.
     """
     if url is None:
         from arangotasks.store.sqlite import SQLiteStore
@@ -34,7 +38,7 @@ def open_store(url: str | None, data_dir: str | Path) -> TaskStore:
                 "install the extra: pip install 'arangotasks[postgres]'"
             ) from None
 
-        return PostgresStore(url)
+        return PostgresStore(url, **postgres)
     if sep and scheme == "sqlite":
         from arangotasks.store.sqlite import SQLiteStore
 

@@ -1,13 +1,16 @@
 """The PostgreSQL store: one psycopg 3 ``AsyncConnection`` guarded by a lock."""
 
 import asyncio
+import os
+import socket
 from collections.abc import Sequence
 from typing import Any
 
 import psycopg
 from psycopg import errors as pg_errors
+from psycopg.pq import TransactionStatus
 
-from arangotasks.errors import StoreUnavailableError
+from arangotasks.errors import StoreLockedError, StoreUnavailableError
 from arangotasks.store.runs import RunsSQLStore
 from arangotasks.store.schema import POSTGRES, Result, Stmt
 
@@ -19,10 +22,26 @@ _UNAVAILABLE: tuple[type[Exception], ...] = (
     pg_errors.ReadOnlySqlTransaction,
 )
 
+_LOCK_ATTEMPTS = 15
+_LOCK_RETRY = 0.2
+_LOCK_FAILURES: tuple[type[Exception], ...] = (TimeoutError, *_UNAVAILABLE)
+
 
 def _pg_sql(sql: str) -> str:
     # The shared SQL uses qmark placeholders and contains no literal "?" or "%".
     return sql.replace("?", "%s")
+
+
+# A write commits only if the server reaches the COMMIT this long before the caller's deadline:
+# a transaction whose messages sat in a hung server's socket buffer is then rolled back when
+# the server resumes, instead of being applied after the caller was told it failed.
+_COMMIT_MARGIN = 0.5
+# Raises at run time (a volatile call cast to int), not at plan time like 1/0 would.
+_COMMIT_GUARD = (
+    "SELECT CASE WHEN clock_timestamp() - transaction_timestamp() > interval '{:.3f} seconds' "
+    "THEN pg_catalog.set_config('arangotasks.commit', 'commit deadline passed', true)::int END;"
+    " COMMIT"
+)
 
 
 class PostgresStore(RunsSQLStore):
@@ -30,65 +49,198 @@ class PostgresStore(RunsSQLStore):
 
     Statements run on one connection, one transaction at a time. After a lost connection or
     another server-side unavailability the call raises ``StoreUnavailableError`` and the next
-    call connects again.
+    call connects again. Every call, the wait for the connection included, is bounded by
+    ``operation_timeout``: a hung server gives ``StoreUnavailableError`` ("timed out"), the
+    connection is dropped, and the write is never applied later (see ``_COMMIT_GUARD``).
 
     :param dsn: a libpq connection string or ``postgresql://`` URL.
     :param connect_timeout: seconds to wait for a new connection.
+    :param operation_timeout: seconds one call may take, waiting for the connection included.
+    :param statement_timeout: the server's ``statement_timeout`` (seconds; 0 = none).
+    :param keepalive_idle: seconds of silence before TCP keepalives probe the server.
+    :param exclusive: hold an advisory lock so that no second server uses this database and
+        schema (see :meth:`_take_server_lock`).
     """
 
-    def __init__(self, dsn: str, *, connect_timeout: float = 10.0):
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        connect_timeout: float = 10.0,
+        operation_timeout: float = 10.0,
+        statement_timeout: float = 0.0,
+        keepalive_idle: float = 10.0,
+        exclusive: bool = False,
+    ):
         super().__init__(POSTGRES)
         self._dsn = dsn
         self._connect_timeout = connect_timeout
+        self._operation_timeout = operation_timeout
+        self._statement_timeout = statement_timeout
+        self._keepalive_idle = keepalive_idle
+        self._exclusive = exclusive
         self._conn: psycopg.AsyncConnection[Any] | None = None
+        self._lock_conn: psycopg.AsyncConnection[Any] | None = None
         self._lock = asyncio.Lock()
         self._closed = True
 
     async def open(self) -> None:
         self._closed = False
+        if self._exclusive:
+            await self._take_server_lock()
         await self._create_schema()
         await self._add_run_columns()
 
     async def close(self) -> None:
         self._closed = True
-        async with self._lock:
-            await self._disconnect()
+        try:
+            async with asyncio.timeout(self._operation_timeout):
+                await self._lock.acquire()
+        except TimeoutError:
+            pass  # a call is stuck on a hung server: its connection is dropped below anyway
+        else:
+            self._lock.release()
+        await self._disconnect()
+        lock_conn, self._lock_conn = self._lock_conn, None
+        if lock_conn is not None:
+            await lock_conn.close()
+
+    async def _connect(self, **extra: Any) -> psycopg.AsyncConnection[Any]:
+        idle = max(1, round(self._keepalive_idle))
+        options = {
+            "connect_timeout": max(1, round(self._connect_timeout)),
+            # A dead peer or network is noticed within about idle + 3 * interval seconds.
+            "keepalives": 1,
+            "keepalives_idle": idle,
+            "keepalives_interval": max(1, idle // 3),
+            "keepalives_count": 3,
+            **extra,
+        }
+        if self._statement_timeout > 0:
+            options["options"] = f"-c statement_timeout={round(self._statement_timeout * 1000)}"
+        try:
+            async with asyncio.timeout(self._connect_timeout + 1):
+                return await psycopg.AsyncConnection.connect(self._dsn, **options)
+        except TimeoutError:
+            raise psycopg.OperationalError(
+                f"connection not made within {self._connect_timeout:g} s"
+            ) from None
+
+    async def _take_server_lock(self) -> None:
+        """One server per database and schema until several nodes are safe: a session
+        advisory lock on a connection of its own, held while the store is open. (To allow
+        several nodes, drop ``exclusive``; nothing else depends on it.)"""
+        application = f"arangotasks pid {os.getpid()} on {socket.gethostname()}"
+        try:
+            conn = await self._connect(autocommit=True, application_name=application)
+            async with asyncio.timeout(self._operation_timeout):
+                cursor = await conn.execute(
+                    "SELECT hashtextextended('arangotasks:' || current_database() || '.' "
+                    "|| current_schema(), 0), current_database(), current_schema()"
+                )
+                row = await cursor.fetchone()
+                assert row is not None
+                key, database, schema = row
+            # The session of a server killed just now may take a moment to end on its side.
+            for _attempt in range(_LOCK_ATTEMPTS):
+                async with asyncio.timeout(self._operation_timeout):
+                    cursor = await conn.execute("SELECT pg_try_advisory_lock(%s)", (key,))
+                    locked = await cursor.fetchone()
+                if locked is not None and locked[0]:
+                    self._lock_conn = conn
+                    return
+                await asyncio.sleep(_LOCK_RETRY)
+            async with asyncio.timeout(self._operation_timeout):
+                cursor = await conn.execute(
+                    "SELECT a.application_name, a.client_addr FROM pg_locks l"
+                    " JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory'"
+                    " AND l.granted AND l.classid = %s::bigint::oid AND l.objid = %s::bigint::oid",
+                    ((key >> 32) & 0xFFFFFFFF, key & 0xFFFFFFFF),
+                )
+                holder = await cursor.fetchone()
+        except _LOCK_FAILURES as exc:
+            raise StoreUnavailableError(f"PostgreSQL: {exc}", "database unreachable") from exc
+        await conn.close()
+        who = "unknown"
+        if holder is not None:
+            who = f"{holder[0] or 'unnamed'}, from {holder[1] or 'a local socket'}"
+        raise StoreLockedError(
+            f"PostgreSQL database {database} (schema {schema}) is in use by another arangotasks "
+            f"server ({who})"
+        )
 
     async def _connection(self) -> psycopg.AsyncConnection[Any]:
         if self._conn is None or self._conn.closed:
-            self._conn = await psycopg.AsyncConnection.connect(
-                self._dsn, autocommit=False, connect_timeout=max(1, round(self._connect_timeout))
-            )
+            self._conn = await self._connect(autocommit=False)
         return self._conn
 
     async def _disconnect(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
-            await conn.close()
+            await conn.close()  # no round trip: safe on a hung server
 
     async def _execute(self, stmts: Sequence[Stmt], *, write: bool) -> list[Result]:
-        async with self._lock:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._operation_timeout
+        try:
+            async with asyncio.timeout_at(deadline):
+                await self._lock.acquire()
+        except TimeoutError:
+            raise self._timed_out("waiting for an earlier call") from None
+        try:
             if self._closed:
                 raise StoreUnavailableError("the store is closed", "closed")
             try:
-                conn = await self._connection()
-                results = []
-                async with conn.cursor() as cursor:
-                    for stmt in stmts:
-                        results.append(await self._run(cursor, stmt))
-                await conn.commit()
-                return results
+                async with asyncio.timeout_at(deadline):
+                    return await self._transaction(stmts, write, deadline)
+            except TimeoutError:
+                # The server may be hung with our messages in its buffer: drop the connection
+                # (the server rolls back when it sees it closed; the commit guard covers a
+                # COMMIT that was sent already).
+                await self._disconnect()
+                raise self._timed_out("in a transaction") from None
+            except pg_errors.InvalidTextRepresentation as exc:
+                if "commit deadline passed" not in str(exc):
+                    await self._rollback()
+                    raise
+                await self._disconnect()
+                raise self._timed_out("before the commit") from exc
             except _UNAVAILABLE as exc:
                 await self._disconnect()
                 reason = (
                     "read-only"
                     if isinstance(exc, pg_errors.ReadOnlySqlTransaction)
-                    else ("database unreachable")
+                    else "database unreachable"
                 )
                 raise StoreUnavailableError(f"PostgreSQL: {exc}", reason) from exc
             except BaseException:
                 await self._rollback()
                 raise
+        finally:
+            self._lock.release()
+
+    async def _transaction(
+        self, stmts: Sequence[Stmt], write: bool, deadline: float
+    ) -> list[Result]:
+        conn = await self._connection()
+        loop = asyncio.get_running_loop()
+        results = []
+        async with conn.cursor() as cursor:
+            # The server's transaction_timestamp() is taken no earlier than this.
+            budget = deadline - loop.time() - _COMMIT_MARGIN
+            for stmt in stmts:
+                results.append(await self._run(cursor, stmt))
+            if write:
+                # Guard and COMMIT in one message: no extra round trip.
+                await cursor.execute(_COMMIT_GUARD.format(max(budget, 0.0)).encode())
+        if conn.pgconn.transaction_status != TransactionStatus.IDLE:
+            await conn.commit()  # a read (or a write whose batch was empty)
+        return results
+
+    def _timed_out(self, where: str) -> StoreUnavailableError:
+        return StoreUnavailableError(
+            f"PostgreSQL: no answer within {self._operation_timeout:g} s ({where})", "timed out"
+        )
 
     @staticmethod
     async def _run(cursor: psycopg.AsyncCursor[Any], stmt: Stmt) -> Result:

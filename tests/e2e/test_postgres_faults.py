@@ -1,0 +1,100 @@
+"""A real server on a PostgreSQL store that hangs (SIGSTOP on the postmaster and its backends)
+or is already used by another server."""
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from tests.e2e.http import Http
+
+pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
+
+
+def cluster_pids(dsn: str) -> list[int]:
+    """The postmaster and every process it started (backends, checkpointer, ...)."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute("SELECT current_setting('data_directory')").fetchone()
+    assert row is not None
+    postmaster = int((Path(row[0]) / "postmaster.pid").read_text().split()[0])
+    children = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                stat = (entry / "stat").read_text()
+                if int(stat.rpartition(")")[2].split()[1]) == postmaster:
+                    children.append(int(entry.name))
+    return [postmaster, *children]
+
+
+@contextlib.contextmanager
+def hung(dsn: str) -> Iterator[None]:
+    pids = cluster_pids(dsn)
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for pid in reversed(pids):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+
+
+def wait_ok(http: Http, method: str, path: str, body=None, within: float = 60) -> dict:
+    deadline = time.monotonic() + within
+    while True:
+        status, data = http.call(method, path, body)
+        if status == 200:
+            return data
+        assert time.monotonic() < deadline, (status, data)
+        time.sleep(0.2)
+
+
+def test_hung_postgresql_answers_503_and_applies_no_timed_out_write(make_server, pg_url, pg_dsn):
+    if os.environ.get("ARANGOTASKS_TEST_PG_DSN"):
+        pytest.skip("needs the cluster this test session started (it is stopped with SIGSTOP)")
+    server = make_server(ARANGOTASKS_STORE=pg_url, ARANGOTASKS_PG_OPERATION_TIMEOUT="2")
+    http = Http(server.url)
+    task = {"command": "return 1;", "offset": 3600}
+    http.ok("PUT", "/_api/tasks/before", task)
+    port = pg_url.rsplit(":", 1)[1].split("/")[0]
+    with hung(pg_dsn):
+        status, data = http.call("PUT", "/_api/tasks/hung", task)
+        assert status == 503, data
+        assert data["errorMessage"] == "task store unavailable: timed out"
+        assert port not in json.dumps(data) and "127.0.0.1" not in json.dumps(data)
+        status, data = http.call("GET", "/_api/runs")
+        assert status == 503, data
+        status, data = http.call("DELETE", "/_api/tasks/before")
+        assert status == 503, data
+        # What is in memory still answers.
+        assert http.ok("GET", "/_api/tasks/before")["id"] == "before"
+    wait_ok(http, "PUT", "/_api/tasks/after", task)
+    assert http.call("GET", "/_api/tasks/hung")[0] == 404
+    with psycopg.connect(pg_url) as conn:
+        ids = {row[0] for row in conn.execute("SELECT id FROM tasks")}
+    assert ids == {"before", "after"}  # the timed-out create was rolled back, not applied
+    assert "no answer within 2 s" in server.output()  # the details are in the log
+
+
+def test_second_server_on_the_same_database_refuses_to_start(make_server, pg_url, tmp_path):
+    first = make_server(ARANGOTASKS_STORE=pg_url)
+    cmd = [sys.executable, "-m", "arangotasks", "serve", "--port", "0"]
+    cmd += ["--data-dir", str(tmp_path / "other"), "--store", pg_url]
+    env = {**os.environ, "ARANGOTASKS_JWT_SECRET": "y" * 40}
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    database = pg_url.rsplit("/", 1)[1]
+    assert f"PostgreSQL database {database}" in lines[0]
+    assert f"arangotasks pid {first.proc.pid}" in lines[0]
+    assert Http(first.url).ok("GET", "/_api/tasks") == []
