@@ -91,17 +91,3 @@ def test_short_jwt_secret_file_is_refused_in_one_line(tmp_path):
     assert "jwt-secret" in lines[0] and "5 characters" in lines[0]
     assert (data / "jwt-secret").read_text() == "short\n"
 
-
-def test_postgres_url_without_the_extra_is_one_line(tmp_path):
-    # As without psycopg installed: None in sys.modules makes every import of it fail.
-    code = (
-        "import sys; sys.modules['psycopg'] = None; from arangotasks.cli import main; "
-        "sys.exit(main(sys.argv[1:]))"
-    )
-    store = "postgresql://u:secret@127.0.0.1:1/db"
-    cmd = [sys.executable, "-c", code, "serve", "--port", "0", "--data-dir", str(tmp_path / "d")]
-    done = subprocess.run([*cmd, "--store", store], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 2
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1, done.stderr
-    assert "[postgres] extra" in lines[0] and "pip install 'arangotasks[postgres]'" in lines[0]
