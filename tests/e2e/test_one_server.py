@@ -90,4 +90,3 @@ def test_short_jwt_secret_file_is_refused_in_one_line(tmp_path):
     assert len(lines) == 1, done.stderr
     assert "jwt-secret" in lines[0] and "5 characters" in lines[0]
     assert (data / "jwt-secret").read_text() == "short\n"
-
