@@ -53,9 +53,7 @@ async def local() -> AsyncIterator[int]:
 async def sandbox(local: int) -> AsyncIterator[QuickJSSandbox]:
     calls = HostCalls()
     outbound = use_outbound(calls, http_allow=f"127.0.0.1:{local}")
-    sandbox = QuickJSSandbox(
-        workers=1, limits=Limits(timeout=10.0), compile_workers=0, host=calls
-    )
+    sandbox = QuickJSSandbox(workers=1, limits=Limits(timeout=10.0), compile_workers=0, host=calls)
     await sandbox.start()
     yield sandbox
     await sandbox.close()
