@@ -37,6 +37,7 @@ with that error type whatever the command does next.
 """
 
 import argparse
+import codecs
 import json
 import logging
 import math
@@ -475,6 +476,9 @@ def main(argv: list[str] | None = None) -> int:
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     runner = Runner(load_prelude(), link=HostLink(sys.stdin.buffer, answers))
     # Now that its files are read: the package may live where only the server's user can read.
+    # Codecs are imported on first use, from files the new user may not be able to read.
+    for codec in ("utf-16-le", "utf-16", "utf-32", "latin-1", "ascii", "idna"):
+        codecs.lookup(codec)
     hardening.harden(None if args.uid is None else (args.uid, args.gid), args.parent_pid)
     # A compile check and a run before "ready": the prelude and prelude_output.js evaluate, and the
     # engine works within this worker's address space.
