@@ -48,7 +48,7 @@ def wait_for(condition, within: float = 30.0) -> None:
 
 def test_workers_hold_no_secrets(server):
     workers = children(server.proc.pid)
-    assert len(workers) == 3  # two run workers and the compile worker
+    assert len(workers) >= 3  # two run workers and the compile worker(s)
     for pid in workers:
         environ = Path(f"/proc/{pid}/environ").read_bytes()
         assert ROOT_PASSWORD.encode() not in environ
