@@ -11,7 +11,6 @@ and reveal the value anyway.
 """
 
 import base64
-import functools
 import json
 import re
 from collections.abc import Iterable
@@ -22,9 +21,7 @@ from arangotasks.models import Run, RunOutcome
 
 MASK = "***"
 MIN_LENGTH = 4
-# How a text cut short ends: "..." (outbound HTTP's URLs and errors), "... [N bytes cut]" (the
-# worker's caps on error messages and stacks).
-_CUT = re.compile(r"\.\.\.(?: \[\d+ bytes cut\])?\Z")
+CLIP_MARKER = "..."  # how arangotasks/outbound ends a URL or error it cut short
 MAX_URL_PATTERN = 2048  # longer values are masked in their fixed URL encodings only
 _URI_COMPONENT_SAFE = "-_.!~*'()"
 _URI_SAFE = _URI_COMPONENT_SAFE + ";,/?:@&=+$#"
@@ -116,15 +113,13 @@ class Redactor:
             return text
         return self._pattern.sub(MASK, text)
 
-    def clipped(self, text: str) -> str:
-        """:meth:`text`, and for a text cut short (ending in ``...`` or the worker's
-        ``... [N bytes cut]``), a start of a form left just before the cut is masked too: the
-        cut must not reveal a piece of a value."""
+    def clipped(self, text: str, marker: str = CLIP_MARKER) -> str:
+        """:meth:`text`, and for a text cut short (ending in ``marker``), a start of a form
+        left just before the marker is masked too: the cut must not reveal a piece of it."""
         text = self.text(text)
-        cut = _CUT.search(text)
-        if cut is None:
+        if not text.endswith(marker):
             return text
-        body, marker = text[: cut.start()], cut.group(0)
+        body = text[: -len(marker)]
         for form in self._forms:
             for size in range(len(form) - 1, MIN_LENGTH - 1, -1):
                 if body.endswith(form[:size]):
@@ -162,25 +157,12 @@ class Redactor:
             record.result_json = self.json_text(record.result_json)
         record.output = [self.text(line) for line in record.output]
         if record.error is not None:
-            record.error = {
-                k: self.clipped(v) if isinstance(v, str) else self.value(v)
-                for k, v in record.error.items()
-            }
-        # Outbound HTTP's records (the "requests" of a run, once host calls exist): their URLs
-        # and errors are clipped to a bound.
-        requests = getattr(record, "requests", None)
-        if requests:
-            redacted = [
+            record.error = self.value(record.error)
+        if record.requests:
+            # Their URLs and errors are clipped to a bound (arangotasks/outbound).
+            record.requests = [
                 {k: self.clipped(v) if isinstance(v, str) else v for k, v in entry.items()}
                 if isinstance(entry, dict)
                 else self.value(entry)
-                for entry in requests
+                for entry in record.requests
             ]
-            setattr(record, "requests", redacted)  # noqa: B010 (not a field of every record yet)
-
-
-@functools.lru_cache(maxsize=128)
-def redactor_for(values: frozenset[str]) -> Redactor:
-    """A shared :class:`Redactor` of ``values``: building one costs about a millisecond (the
-    forms and the pattern), and the runs of a task read the same secrets again and again."""
-    return Redactor(values)
