@@ -30,6 +30,7 @@ from arangotasks.sandbox import QuickJSSandbox
 from arangotasks.sandbox.base import Sandbox
 from arangotasks.sandbox.hardening import worker_identity
 from arangotasks.sandbox.host import HostCalls
+from arangotasks.secret_calls import register_secret_calls
 from arangotasks.store import TaskStore, open_store
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,7 @@ def create_app(
         store = open_store(settings.store, settings.data_dir, **settings.store_options())
     store, store_counter = counting(store)
     app[REGISTRY] = Registry(store, sandbox, settings, app[ACCESS])
+    register_secret_calls(host_calls, app[REGISTRY].vault)  # require('@arangotasks/secrets')
     app[METRICS] = Metrics(app[REGISTRY], store_errors=lambda: store_counter.errors)
     # Started before the registry and stopped after it: runs that end while it stops notify too.
     notifier = Notifier(settings, run_to_api, allowlist=outbound.allowlist)

@@ -48,6 +48,8 @@ class HostRun:
     requests: list[dict[str, Any]] = field(default_factory=list)  # the run record's "requests"
     output: list[str] = field(default_factory=list)  # lines the worker handed over so far
     state: dict[str, Any] = field(default_factory=dict)  # per-handler counters, keyed by kind
+    # Values a host call revealed (secrets): the pool masks them in everything the run shows.
+    redact: set[str] = field(default_factory=set)
 
     def remaining(self) -> float:
         """Seconds of wall clock left for waiting on I/O."""

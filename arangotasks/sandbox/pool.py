@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from arangotasks.models import ErrorType, RunOutcome
+from arangotasks.redact import redactor_for
 from arangotasks.sandbox.base import Limits, SandboxUnavailableError
 from arangotasks.sandbox.fair import FairQueue
 from arangotasks.sandbox.hardening import worker_environment
@@ -303,7 +304,12 @@ class QuickJSSandbox:
         try:
             answer = await self._call(request, limits, on_start, run, owner, max_concurrent)
         except _Gone as gone:  # the registry logs the failed run
-            return RunOutcome(ok=False, output=run.output, error=gone.error, requests=run.requests)
+            outcome = RunOutcome(
+                ok=False, output=run.output, error=gone.error, requests=run.requests
+            )
+            if run.redact:
+                redactor_for(frozenset(run.redact)).record(outcome)
+            return outcome
         if answer.get("host") and command not in self._host_commands:
             self._host_commands[command] = None
             if len(self._host_commands) > _HOST_COMMANDS_SIZE:
@@ -337,6 +343,10 @@ class QuickJSSandbox:
                 f"{limits.result_bytes} bytes (ARANGOTASKS_RESULT_KB)",
                 "stack": "",
             }
+        # Before anything is logged or returned: the secrets this run read become "***" (a run
+        # that read none pays nothing).
+        if run.redact:
+            redactor_for(frozenset(run.redact)).record(outcome)
         return outcome
 
     async def _hosted_pool(self) -> "QuickJSSandbox":

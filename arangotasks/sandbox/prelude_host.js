@@ -22,6 +22,7 @@
  *   @arangodb/request   ArangoDB's request module: request(options), request.get/post/put/patch/
  *                       delete/head(url, options) -> Response {status, statusCode, message,
  *                       headers, body, json}; see the README's "Calling out" for what differs.
+ *   @arangotasks/secrets  get(name) -> string (throws naming an absent secret), has(name) -> bool
  * Globals (through prelude.js):
  *   fetch(url, init)    a WHATWG subset: a Promise of {status, statusText, ok, url, redirected,
  *                       headers: {get, has}, text(), json()}
@@ -240,5 +241,19 @@
     });
   }
 
-  return { modules: { "@arangodb/request": request }, fetch };
+  // ---- @arangotasks/secrets: the task's database's secrets (the server picks the database) ----
+  function secretName(name) {
+    if (typeof name !== "string") throw new TypeError("a secret's name must be a string");
+    return name;
+  }
+  const secrets = {
+    get(name) {
+      return call("secrets.get", { name: secretName(name) });
+    },
+    has(name) {
+      return call("secrets.has", { name: secretName(name) });
+    },
+  };
+
+  return { modules: { "@arangodb/request": request, "@arangotasks/secrets": secrets }, fetch };
 }

@@ -158,7 +158,7 @@
     if (!hosted) hosted = evaluate(host("@source", "null", "[]"))(builtins, host, lines);
     return hosted;
   }
-  const hostModuleNames = ["@arangodb/request"]; // prelude_host.js's modules
+  const hostModuleNames = ["@arangodb/request", "@arangotasks/secrets"]; // prelude_host.js's modules
 
   // ---- the run -------------------------------------------------------------------------------
   const PENDING = 0;
