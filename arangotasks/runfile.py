@@ -11,6 +11,7 @@ from arangotasks.outbound import Outbound, load_overrides
 from arangotasks.sandbox.base import Limits
 from arangotasks.sandbox.host import HostCalls
 from arangotasks.sandbox.pool import QuickJSSandbox
+from arangotasks.secret_calls import StoreVault, register_secret_calls
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -74,6 +75,8 @@ async def _run_once(
     calls = HostCalls()
     outbound = Outbound(settings, load_overrides(settings))
     outbound.register(calls)
+    secrets = StoreVault(settings)  # the server's secrets of _system, read from its store
+    register_secret_calls(calls, secrets)
     sandbox = QuickJSSandbox(
         workers=1, limits=limits, worker_address_space=address_space, host=calls
     )
@@ -94,6 +97,7 @@ async def _run_once(
     finally:
         await sandbox.close()
         await outbound.close()
+        await secrets.close()
 
 
 def _report(outcome: RunOutcome, out: TextIO) -> None:
