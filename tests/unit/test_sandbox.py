@@ -131,7 +131,7 @@ async def test_require_of_another_module_throws(sandbox):
     assert err["name"] == "Error"
     assert err["message"] == (
         "cannot find module 'fs' (arangotasks sandbox: only @arangodb, internal, console and "
-        "@arangodb/request are available)"
+        "@arangodb/request, @arangotasks/secrets are available)"
     )
 
 
