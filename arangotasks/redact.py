@@ -22,7 +22,9 @@ from arangotasks.models import Run, RunOutcome
 
 MASK = "***"
 MIN_LENGTH = 4
-CLIP_MARKER = "..."  # how arangotasks/outbound ends a URL or error it cut short
+# How a text cut short ends: "..." (outbound HTTP's URLs and errors), "... [N bytes cut]" (the
+# worker's caps on error messages and stacks).
+_CUT = re.compile(r"\.\.\.(?: \[\d+ bytes cut\])?\Z")
 MAX_URL_PATTERN = 2048  # longer values are masked in their fixed URL encodings only
 _URI_COMPONENT_SAFE = "-_.!~*'()"
 _URI_SAFE = _URI_COMPONENT_SAFE + ";,/?:@&=+$#"
@@ -114,13 +116,15 @@ class Redactor:
             return text
         return self._pattern.sub(MASK, text)
 
-    def clipped(self, text: str, marker: str = CLIP_MARKER) -> str:
-        """:meth:`text`, and for a text cut short (ending in ``marker``), a start of a form
-        left just before the marker is masked too: the cut must not reveal a piece of it."""
+    def clipped(self, text: str) -> str:
+        """:meth:`text`, and for a text cut short (ending in ``...`` or the worker's
+        ``... [N bytes cut]``), a start of a form left just before the cut is masked too: the
+        cut must not reveal a piece of a value."""
         text = self.text(text)
-        if not text.endswith(marker):
+        cut = _CUT.search(text)
+        if cut is None:
             return text
-        body = text[: -len(marker)]
+        body, marker = text[: cut.start()], cut.group(0)
         for form in self._forms:
             for size in range(len(form) - 1, MIN_LENGTH - 1, -1):
                 if body.endswith(form[:size]):
@@ -158,7 +162,10 @@ class Redactor:
             record.result_json = self.json_text(record.result_json)
         record.output = [self.text(line) for line in record.output]
         if record.error is not None:
-            record.error = self.value(record.error)
+            record.error = {
+                k: self.clipped(v) if isinstance(v, str) else self.value(v)
+                for k, v in record.error.items()
+            }
         if record.requests:
             # Their URLs and errors are clipped to a bound (arangotasks/outbound).
             record.requests = [

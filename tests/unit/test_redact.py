@@ -152,3 +152,15 @@ def test_clipped_request_urls_in_a_record():
     run.requests = [{"method": "GET", "url": "https://x.test/?k=" + VALUE[:8] + "...", "status": 1}]
     Redactor([VALUE]).record(run)
     assert run.requests[0]["url"] == "https://x.test/?k=***..."
+
+
+def test_an_error_cut_by_the_worker_does_not_end_in_a_piece_of_a_value():
+    run = Run(1, "t", "n", "_system", "", RunTrigger.SCHEDULE, 0.0, 0.0)
+    run.error = {
+        "type": "exception",
+        "name": "Error",
+        "message": "login as " + VALUE[:9] + "... [120 bytes cut]",
+        "stack": "",
+    }
+    Redactor([VALUE]).record(run)
+    assert run.error["message"] == "login as ***... [120 bytes cut]"
