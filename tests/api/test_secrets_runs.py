@@ -48,7 +48,7 @@ async def test_a_run_reads_its_secret_and_shows_it_masked(client, caplog):
     assert failed["error"]["message"] == "login failed for ***"
     assert VALUE not in failed["error"]["stack"]
     logged = "\n".join(record.getMessage() for record in caplog.records)
-    assert "[task reader] raw ***" in logged
+    assert "task failer run" in logged and "login failed for ***; output: raw ***" in logged
     everything = json.dumps([run, failed], ensure_ascii=False) + logged
     for form in (VALUE, json.dumps(VALUE)[1:-1], base64.b64encode(VALUE.encode()).decode()):
         assert form not in everything
