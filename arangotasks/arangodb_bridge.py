@@ -51,6 +51,7 @@ _QUERY_OPTIONS = frozenset(
 _MAX_BODY = 64 * 1024 * 1024
 _CURSOR_PATH = re.compile(r"^/_api/cursor(?:/([^/]+))?$")
 
+SECRETS_DATABASE = "_system"  # where password secrets live
 SecretLookup = Callable[[str, str], Awaitable[str | None]]  # (database, name) -> value
 
 
@@ -199,15 +200,22 @@ class Bridge:
     async def _password(self, target: Target, database: str) -> str:
         if target.password_secret is None:
             return target.password or ""
+        # Always a secret of _system (the operator's): a secret of the task's own database
+        # could be read by its tasks.
         value = None
         if self._secrets is not None:
-            value = await self._secrets(database, target.password_secret)
+            value = await self._secrets(SECRETS_DATABASE, target.password_secret)
         if value is None:
             raise BridgeError(
                 f"the ArangoDB password secret {target.password_secret!r} is not set"
-                f" (in database {database!r})"
+                f" (in database {SECRETS_DATABASE!r})"
             )
         return value
+
+    def reserved_secrets(self) -> frozenset[str]:
+        """Secret names that hold bridge passwords: task code may not read them."""
+        targets = [self.config.default, *self.config.databases.values()]
+        return frozenset(t.password_secret for t in targets if t and t.password_secret)
 
 
 class BridgeScope:

@@ -116,7 +116,7 @@ password_secret = "arango-pw"
     assert loaded.target("reports") == Target(url, "tasks", None, "arango-pw", "other")
 
     async def secrets(database: str, name: str) -> str | None:
-        return {("reports", "arango-pw"): "s3cret-pw"}.get((database, name))
+        return {("_system", "arango-pw"): "s3cret-pw"}.get((database, name))
 
     bridge = Bridge(loaded, secrets)
     listed = await bridge.scope("reports", time.monotonic() + 5).call(
@@ -124,6 +124,7 @@ password_secret = "arango-pw"
     )
     assert listed["status"] == 200
     assert ("GET", "/_db/other/_api/collection") in double.log
+    assert bridge.reserved_secrets() == {"arango-pw"}
     missing = Bridge(load_bridge_config(url, "tasks", None, "absent", None), secrets)
     with pytest.raises(BridgeError, match="'absent' is not set"):
         await missing.scope("sales", time.monotonic() + 5).call("GET", "/_api/collection", None)
