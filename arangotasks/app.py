@@ -5,7 +5,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from arangotasks import api, ui
+from arangotasks import api, arangodb_calls, ui
 from arangotasks.api.metrics import http_metrics_middleware
 from arangotasks.api.middleware import auth_middleware, error_middleware
 from arangotasks.api.runs import run_to_api
@@ -63,6 +63,7 @@ def create_app(
     outbound = Outbound(settings, load_overrides(settings))
     outbound.register(host_calls)
     app[OUTBOUND] = outbound
+    bridge = arangodb_calls.install(settings, host_calls)
     if sandbox is None:
         sandbox = QuickJSSandbox(
             workers=settings.workers,
@@ -90,6 +91,7 @@ def create_app(
 
     async def close_outbound(app: web.Application) -> None:
         await outbound.close()
+        await bridge.close()
 
     app.on_cleanup.append(close_outbound)
     app.add_routes(api.routes())

@@ -149,6 +149,13 @@ class Settings(BaseSettings):
     max_queued_manual_runs_per_task: int = Field(default=10, ge=1)
     compile_workers: int = Field(default=2, ge=1)
 
+    # ArangoDB bridge (db in tasks; see the README's "Database access from tasks")
+    arangodb_url: str | None = None  # None = no bridge: require('@arangodb').db throws
+    arangodb_user: str = "root"
+    arangodb_password: str | None = None
+    arangodb_password_secret: str | None = None  # the name of a secret of _system instead
+    arangodb_max_calls: int = Field(default=10_000, ge=1)  # db calls per run
+
     @model_validator(mode="after")
     def _jwt_ttl_within_max(self) -> "Settings":
         if self.jwt_ttl > self.jwt_max_ttl:

@@ -50,6 +50,17 @@ class HostRun:
     state: dict[str, Any] = field(default_factory=dict)  # per-handler counters, keyed by kind
     # Values a host call revealed (secrets): the pool masks them in everything the run shows.
     redact: set[str] = field(default_factory=set)
+    # What handlers clean up when the run ends (e.g. the db bridge's unfinished cursors).
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    async def close(self) -> None:
+        """Run the closers (each once; one that fails is logged, the others still run)."""
+        closers, self.closers = self.closers, []
+        for closer in closers:
+            try:
+                await closer()
+            except Exception:
+                log.exception("host call clean-up failed")
 
     def remaining(self) -> float:
         """Seconds of wall clock left for waiting on I/O."""

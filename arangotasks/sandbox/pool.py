@@ -310,6 +310,8 @@ class QuickJSSandbox:
             if run.redact:
                 redactor_for(frozenset(run.redact)).record(outcome)
             return outcome
+        finally:
+            await run.close()
         if answer.get("host") and command not in self._host_commands:
             self._host_commands[command] = None
             if len(self._host_commands) > _HOST_COMMANDS_SIZE:

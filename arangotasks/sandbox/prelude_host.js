@@ -16,18 +16,21 @@
  *   lines      the run's output lines (prelude_output.js's array): each call hands the server
  *              the lines printed since the last one, so that a worker killed later (CPU limit
  *              in host mode) loses little
- * It returns {modules: {name: module}, fetch}.
+ *   evaluate   the global eval, captured before the command ran
+ * It returns {modules: {name: module}, fetch, arangodb}.
  *
  * Modules:
  *   @arangodb/request   ArangoDB's request module: request(options), request.get/post/put/patch/
  *                       delete/head(url, options) -> Response {status, statusCode, message,
  *                       headers, body, json}; see the README's "Calling out" for what differs.
  *   @arangotasks/secrets  get(name) -> string (throws naming an absent secret), has(name) -> bool
+ *   @arangodb's and internal's db, aql, query, ArangoError (through prelude_output.js):
+ *                       arangotasks/sandbox/arangodb_db.js over the arangodb.* host calls.
  * Globals (through prelude.js):
  *   fetch(url, init)    a WHATWG subset: a Promise of {status, statusText, ok, url, redirected,
  *                       headers: {get, has}, text(), json()}
  */
-0, function (builtins, host, lines) {
+0, function (builtins, host, lines, evaluate) {
   "use strict";
   const stringify = builtins[0];
   const parse = builtins[1];
@@ -255,5 +258,23 @@
     },
   };
 
-  return { modules: { "@arangodb/request": request, "@arangotasks/secrets": secrets }, fetch };
+  // ---- the db bridge (arangodb_db.js, whose source the worker hands over) --------------------
+  let arango;
+  function arangodb() {
+    if (!arango) {
+      // Throws the clear "no ArangoDB configured" error when the bridge has none for this run.
+      const info = call("arangodb.info", null);
+      const factory = evaluate(host("@arangodb-source", "null", "[]"));
+      arango = factory(function (method, path, body) {
+        return call("arangodb.request", { method: method, path: path, body: body });
+      }, info.database);
+    }
+    return arango;
+  }
+
+  return {
+    modules: { "@arangodb/request": request, "@arangotasks/secrets": secrets },
+    fetch,
+    arangodb,
+  };
 }

@@ -126,24 +126,25 @@
     }
   }
 
-  function databaseModule(name) {
+  // require('@arangodb') / require('internal'): print, and the db bridge's names (prelude_host.js
+  // and arangodb_db.js), which are host calls: on the fast path reading one diverts the run.
+  function databaseModule() {
     const module = { print };
-    defineProperty(module, "db", {
-      enumerable: true,
-      get: function db() {
-        const error = new ErrorCtor(
-          "database access (require('" + name + "').db) is not available in arangotasks: " +
-            "tasks run in a sandbox without a database"
-        );
-        ErrorCtor.captureStackTrace(error, db); // the stack starts at the command's read
-        throw error;
-      },
-    });
+    const names = ["db", "aql", "query", "ArangoError"];
+    for (let i = 0; i < names.length; i++) {
+      const key = names[i];
+      defineProperty(module, key, {
+        enumerable: true,
+        get() {
+          return hostMachinery().arangodb()[key];
+        },
+      });
+    }
     return module;
   }
   const modules = {
-    "@arangodb": databaseModule("@arangodb"),
-    internal: databaseModule("internal"),
+    "@arangodb": databaseModule(),
+    internal: databaseModule(),
     console,
   };
 
@@ -155,7 +156,7 @@
       wantsHost = true;
       throw new ErrorCtor("host call on the fast path");
     }
-    if (!hosted) hosted = evaluate(host("@source", "null", "[]"))(builtins, host, lines);
+    if (!hosted) hosted = evaluate(host("@source", "null", "[]"))(builtins, host, lines, evaluate);
     return hosted;
   }
   const hostModuleNames = ["@arangodb/request", "@arangotasks/secrets"]; // prelude_host.js's modules

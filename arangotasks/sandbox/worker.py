@@ -181,6 +181,7 @@ class Runner:
         self._prelude = prelude
         self._output = load_output() if output is None else output
         self._host_source = load_host()
+        self._db_source = _load("arangodb_db.js")  # read at start: a worker opens no files later
         self._link = link
         # The next request's context and the prelude's start function in it.
         self._next: tuple[engine.Context, engine.Function] | None = None
@@ -272,6 +273,8 @@ class Runner:
         """The host function of a host-mode context: the parent's reply, as JSON text."""
         if kind == "@source":  # prelude_output.js compiles the host modules
             return self._host_source
+        if kind == "@arangodb-source":  # prelude_host.js compiles the db bridge's module
+            return self._db_source
         try:
             if self._fatal is None and time.process_time() > self._deadline:
                 self._fatal = _cpu_timeout(self._timeout)

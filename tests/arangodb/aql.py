@@ -204,6 +204,7 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "TO_STRING": lambda v: "" if v is None else str(v),
     "UNSET": lambda doc, *keys: {k: v for k, v in doc.items() if k not in keys},
     "FIRST": lambda v: v[0] if isinstance(v, list) and v else None,
+    "SLEEP": lambda seconds: time.sleep(min(_number(seconds), 30)),  # blocks the double: tests only
 }
 
 Node = Callable[[dict[str, Any]], Any]

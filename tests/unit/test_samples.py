@@ -83,10 +83,21 @@ async def sandbox() -> AsyncIterator[QuickJSSandbox]:
 
 # Samples that call out, run against a local server in test_http_samples.py.
 HTTP_SAMPLES = {"webhook_post.js", "http_health_check.js"}
+# Samples that use db, run against the ArangoDB contract double in tests/arangodb/test_db_e2e.py.
+DB_SAMPLES = {"db_cleanup_old.js", "db_counter.js", "db_report_by_example.js"}
 
 
 async def test_every_sample_has_a_case():
-    assert sorted(path.name for path in SAMPLES.glob("*.js")) == sorted(set(CASES) | HTTP_SAMPLES)
+    others = HTTP_SAMPLES | DB_SAMPLES
+    assert sorted(path.name for path in SAMPLES.glob("*.js")) == sorted(set(CASES) | others)
+
+
+@pytest.mark.parametrize("name", sorted(DB_SAMPLES))
+async def test_db_samples_compile_and_say_what_they_do(sandbox, name):
+    command = (SAMPLES / name).read_text(encoding="utf-8")
+    assert command.startswith("// "), "a sample opens with a header comment"
+    assert "params" in command.split("\n\n")[0] or "params:" in command
+    assert await sandbox.compile_error(command) is None
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
