@@ -79,6 +79,7 @@ def create_app(
     store, store_counter = counting(store)
     app[REGISTRY] = Registry(store, sandbox, settings, app[ACCESS])
     register_secret_calls(host_calls, app[REGISTRY].vault)  # require('@arangotasks/secrets')
+    bridge.use_vault(app[REGISTRY].vault)  # for ARANGOTASKS_ARANGODB_PASSWORD_SECRET
     app[METRICS] = Metrics(app[REGISTRY], store_errors=lambda: store_counter.errors)
     # Started before the registry and stopped after it: runs that end while it stops notify too.
     notifier = Notifier(settings, run_to_api, allowlist=outbound.allowlist)

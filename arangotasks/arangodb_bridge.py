@@ -32,6 +32,8 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 import aiohttp
 import yarl
 
+from arangotasks.vault import SecretError, SecretNotFoundError, Vault
+
 log = logging.getLogger(__name__)
 
 # What task code may ask for: method -> path pattern (relative to /_db/{database}).
@@ -179,6 +181,19 @@ class Bridge:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+    def use_vault(self, vault: "Vault") -> None:
+        """Read password secrets from ``vault`` (the app's secret store)."""
+
+        async def lookup(database: str, name: str) -> str | None:
+            try:
+                return await vault.reveal(database, name)
+            except SecretNotFoundError:
+                return None
+            except SecretError as exc:  # e.g. the key is lost: say so, never a crash
+                raise BridgeError(f"the ArangoDB password secret {name!r}: {exc}") from None
+
+        self._secrets = lookup
 
     def session(self) -> aiohttp.ClientSession:
         if self._session is None:

@@ -207,3 +207,24 @@ async def test_without_a_configured_arangodb_db_throws_clearly(make_client):
     assert run["status"] == "failed"
     assert "no ArangoDB is configured" in run["error"]["message"]
     assert "ARANGOTASKS_ARANGODB_URL" in run["error"]["message"]
+
+
+async def test_the_password_can_come_from_a_secret_of_system(make_client, arangodb):
+    client = await make_client(
+        arangodb_url=arangodb.url,
+        arangodb_user=arangodb.user,
+        arangodb_password_secret="arangodb-password",
+        any_database=True,
+    )
+    before = await run_command(
+        client, arangodb, "return require('@arangodb').db._collections().length"
+    )
+    assert before["status"] == "failed"
+    assert "'arangodb-password' is not set" in before["error"]["message"]
+    resp = await client.put(
+        "/_api/secrets/arangodb-password", json={"value": arangodb.password}, headers=ROOT
+    )
+    assert resp.status == 200, await resp.text()
+    after = await run_command(client, arangodb, "return require('@arangodb').db._name()")
+    assert result(after) == arangodb.database
+    assert arangodb.password not in json.dumps(after)
