@@ -78,7 +78,9 @@ def create_app(
         store = open_store(settings.store, settings.data_dir, **settings.store_options())
     store, store_counter = counting(store)
     app[REGISTRY] = Registry(store, sandbox, settings, app[ACCESS])
-    register_secret_calls(host_calls, app[REGISTRY].vault)  # require('@arangotasks/secrets')
+    register_secret_calls(
+        host_calls, app[REGISTRY].vault, bridge.reserved_secrets()
+    )  # require('@arangotasks/secrets')
     bridge.use_vault(app[REGISTRY].vault)  # for ARANGOTASKS_ARANGODB_PASSWORD_SECRET
     app[METRICS] = Metrics(app[REGISTRY], store_errors=lambda: store_counter.errors)
     # Started before the registry and stopped after it: runs that end while it stops notify too.

@@ -26,15 +26,24 @@ def _name(args: Any) -> str:
     return name
 
 
-def register_secret_calls(calls: HostCalls, vault: Vault | Callable[[], Awaitable[Vault]]) -> None:
+def register_secret_calls(
+    calls: HostCalls,
+    vault: Vault | Callable[[], Awaitable[Vault]],
+    reserved: frozenset[str] = frozenset(),
+) -> None:
     """Register the handlers of the secrets module on ``calls``; ``vault`` may be a coroutine
-    function that gives the vault on first use (see :class:`StoreVault`)."""
+    function that gives the vault on first use (see :class:`StoreVault`). ``reserved``: names of
+    ``_system`` secrets that task code may not read (the db bridge's ArangoDB passwords)."""
 
     async def the_vault() -> Vault:
         return vault if isinstance(vault, Vault) else await vault()
 
     async def get(run: HostRun, args: Any) -> str:
         name = _name(args)
+        if run.database == "_system" and name in reserved:
+            raise HostCallError(
+                f"secret '{name}' holds the db bridge's ArangoDB password: task code cannot read it"
+            )
         try:
             value = await (await the_vault()).reveal(run.database, name)
         except SecretNotFoundError as exc:

@@ -228,3 +228,29 @@ async def test_the_password_can_come_from_a_secret_of_system(make_client, arango
     after = await run_command(client, arangodb, "return require('@arangodb').db._name()")
     assert result(after) == arangodb.database
     assert arangodb.password not in json.dumps(after)
+
+
+async def test_tasks_cannot_read_the_password_secret(make_client, arangodb):
+    client = await make_client(
+        arangodb_url=arangodb.url,
+        arangodb_user=arangodb.user,
+        arangodb_password_secret="arangodb-password",
+    )
+    resp = await client.put(
+        "/_api/secrets/arangodb-password", json={"value": arangodb.password}, headers=ROOT
+    )
+    assert resp.status == 200, await resp.text()
+    resp = await client.post(
+        "/_api/tasks",
+        json={
+            "command": "return require('@arangotasks/secrets').get('arangodb-password')",
+            "offset": 3600,
+        },
+        headers=ROOT,
+    )
+    task = await resp.json()
+    await client.post(f"/_api/tasks/{task['id']}/run", headers=ROOT)
+    run = (await wait_runs(client, f"taskIds={task['id']}", 1))["results"][0]
+    assert run["status"] == "failed"
+    assert "task code cannot read it" in run["error"]["message"]
+    assert arangodb.password not in json.dumps(run)
