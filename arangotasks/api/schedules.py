@@ -10,6 +10,7 @@ from aiohttp import web
 
 from arangotasks import cron, schedule
 from arangotasks.api.common import iso, json_response, json_text
+from arangotasks.auth import Principal
 from arangotasks.errors import ArangoError, ErrorCode
 from arangotasks.keys import REGISTRY, SETTINGS, database_of, principal_of
 from arangotasks.models import Task, to_ms
@@ -41,19 +42,25 @@ def _writable(request: web.Request, what: str) -> None:
         )
 
 
-async def _change(request: web.Request, task: Task, patch: dict[str, Any]) -> web.Response:
-    registry = request.app[REGISTRY]
-    settings = request.app[SETTINGS]
-    principal = principal_of(request)
-    task_id = task.id
+async def change_task(
+    app: web.Application, principal: Principal, task: Task, patch: dict[str, Any]
+) -> Task:
+    """Apply a PATCH body to ``task`` (validated as at create); the changed task. The API's
+    PATCH, pause and resume and the dashboard's pause/resume all come here."""
+    registry = app[REGISTRY]
+    settings = app[SETTINGS]
     spec = patched_spec(
         task, patch, caller=principal.name, max_timeout=settings.max_timeout, now=time.time()
     )
     if spec.command != task.command:
         if await registry.sandbox.compile_error(spec.command) is not None:
             raise ArangoError(ErrorCode.BAD_PARAMETER, "cannot compile command")
-    task = await registry.update(task_id, principal, spec)
-    return json_text(registry.api_json(task))
+    return await registry.update(task.id, principal, spec)
+
+
+async def _change(request: web.Request, task: Task, patch: dict[str, Any]) -> web.Response:
+    changed = await change_task(request.app, principal_of(request), task, patch)
+    return json_text(request.app[REGISTRY].api_json(changed))
 
 
 async def patch_task(request: web.Request, task_id: str) -> web.Response:

@@ -61,7 +61,7 @@ def setup(app: web.Application) -> None:
             web.post(PREFIX + "/logout", views.logout),
             web.get(PREFIX + "/failures", views.failures_page),
             web.get(PREFIX + "/tasks/{id}", views.task_page),
-            web.post(PREFIX + "/tasks/{id}/{action:run|delete}", views.task_action),
+            web.post(PREFIX + "/tasks/{id}/{action:run|pause|resume|delete}", views.task_action),
             web.get(PREFIX + "/runs/{uid:\\d+}", views.run_page),
             web.static(PREFIX + "/static", STATIC_DIR, append_version=True),
         ]

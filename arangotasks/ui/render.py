@@ -33,10 +33,8 @@ def seconds_text(seconds: float) -> str:
 
 def schedule_text(task: Task) -> str:
     """The schedule in words: ``every 5 s``, ``once, 10 s after creation``, ``cron ...``."""
-    cron = getattr(task, "cron", None)
-    if cron:
-        zone = getattr(task, "timezone", None) or "UTC"
-        return f"cron {cron} ({zone})"
+    if task.options.cron:
+        return f"cron {task.options.cron} ({task.options.timezone or 'UTC'})"
     if task.period_ms is not None:
         text = f"every {seconds_text(task.period_ms / 1000)}"
         if task.offset_ms > 0:

@@ -8,9 +8,11 @@ from urllib.parse import quote
 import aiohttp_jinja2
 from aiohttp import web
 
+from arangotasks.api.schedules import change_task
 from arangotasks.errors import ArangoError
 from arangotasks.keys import ACCESS, AUTHENTICATOR, REGISTRY, SETTINGS
 from arangotasks.models import Run, RunQuery, RunStatus, RunTrigger, Task
+from arangotasks.registry import Registry
 from arangotasks.ui import session as sessions
 
 PAGE_TASKS = 50
@@ -181,6 +183,9 @@ async def task_action(request: web.Request) -> web.StreamResponse:
     if action == "run":
         run = registry.run_now(task.id, session.principal)
         raise web.HTTPSeeOther(f"/ui/tasks/{_quote(task.id)}?started={run.uid}")
+    if action in ("pause", "resume"):
+        await change_task(request.app, session.principal, task, {"enabled": action == "resume"})
+        raise web.HTTPSeeOther(f"/ui/tasks/{_quote(task.id)}")
     if action == "delete":
         await registry.delete(task.id, session.principal)
         raise web.HTTPSeeOther("/ui/?deleted=" + _quote(task.id))
@@ -191,11 +196,11 @@ async def root_redirect(request: web.Request) -> web.StreamResponse:
     raise web.HTTPMovedPermanently("/ui/")
 
 
-def _next_runs(registry: Any, task: Task) -> list[float]:
-    upcoming = getattr(registry, "next_runs", None)
-    if upcoming is not None:
-        return list(upcoming(task, 5))
-    return [task.next_run_at] if task.next_run_at is not None else []
+def _next_runs(registry: Registry, task: Task) -> list[float]:
+    try:
+        return registry.next_runs(task, 5)
+    except ArangoError:  # e.g. a timed task that fired
+        return []
 
 
 def _status_filter(text: str | None) -> frozenset[RunStatus] | None:

@@ -111,13 +111,20 @@ def test_operator_flow(browser, server):
     shot(page, "05-failures")
 
     page.goto(server.url + f"/ui/tasks/{task['id']}")
+    page.click("button:has-text('Pause')")
+    page.wait_for_selector("button:has-text('Resume')")
+    assert "(paused)" in page.inner_text(".facts")
+    assert root.ok("GET", f"/_api/tasks/{task['id']}?details=true")["enabled"] is False
+    shot(page, "06-paused")
+    page.click("button:has-text('Resume')")
+    page.wait_for_selector("button:has-text('Pause')")
     page.once("dialog", lambda dialog: dialog.accept())
     page.click("button.danger")
     page.wait_for_selector("table#tasks")
     assert "nightly-report" not in page.inner_text("table#tasks")
     status, _ = root.call("GET", f"/_api/tasks/{task['id']}")
     assert status == 404
-    shot(page, "06-after-delete")
+    shot(page, "07-after-delete")
     page.close()
 
 
@@ -132,5 +139,5 @@ def test_second_user_sees_only_their_tasks(browser, server):
     log_in(page, server, "alice", "alice-pw")
     text = page.inner_text("table#tasks")
     assert "alice-job" in text and "root-only" not in text
-    shot(page, "07-other-user")
+    shot(page, "08-other-user")
     page.close()

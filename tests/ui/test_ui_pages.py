@@ -177,3 +177,35 @@ async def test_dashboard_logins_share_the_failed_login_throttle(make_client):
     assert "too many failed logins" in await resp.text()
     # The API's Basic logins from the same address wait too.
     assert (await client.get("/_api/version", headers=ROOT)).status == 429
+
+
+async def test_pause_and_resume(client):
+    task_id = await create(
+        client,
+        ROOT,
+        {"name": "cronjob", "command": "1", "cron": "0 3 * * *", "timezone": "Europe/Berlin"},
+    )
+    await log_in(client, "root", "root-pw")
+    page = await (await client.get(f"/ui/tasks/{task_id}")).text()
+    assert "cron 0 3 * * * (Europe/Berlin)" in page and ">Pause<" in page
+    token = await csrf_of(client, f"/ui/tasks/{task_id}")
+    resp = await client.post(
+        f"/ui/tasks/{task_id}/pause",
+        data={"csrf": token},
+        headers=origin(client),
+        allow_redirects=False,
+    )
+    assert resp.status == 303
+    details = await (await client.get(f"/_api/tasks/{task_id}?details=true", headers=ROOT)).json()
+    assert details["enabled"] is False
+    page = await (await client.get(f"/ui/tasks/{task_id}")).text()
+    assert "(paused)" in page and ">Resume<" in page
+    resp = await client.post(
+        f"/ui/tasks/{task_id}/resume",
+        data={"csrf": token},
+        headers=origin(client),
+        allow_redirects=False,
+    )
+    assert resp.status == 303
+    details = await (await client.get(f"/_api/tasks/{task_id}?details=true", headers=ROOT)).json()
+    assert details["enabled"] is True
