@@ -15,7 +15,8 @@ from arangotasks.config import Settings
 from arangotasks.sandbox.host import HostCallError, HostCalls, HostRun
 
 NOT_CONFIGURED = (
-    "database access (require('@arangodb').db) is not available: no ArangoDB is configured for "
+    "database access (require('@arangodb').db) is not available in arangotasks: no ArangoDB is "
+    "configured for "
     "database {database!r} (set ARANGOTASKS_ARANGODB_URL, or [arangodb.databases.{database}] in "
     "the config file)"
 )

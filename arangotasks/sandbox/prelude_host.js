@@ -263,7 +263,14 @@
   function arangodb() {
     if (!arango) {
       // Throws the clear "no ArangoDB configured" error when the bridge has none for this run.
-      const info = call("arangodb.info", null);
+      let info;
+      try {
+        info = call("arangodb.info", null);
+      } catch (e) {
+        const text = toStr(e.message);
+        throw new ErrorCtor(text.indexOf("database access") === 0 ? text :
+          "database access (require('@arangodb').db) is not available in arangotasks: " + text);
+      }
       const factory = evaluate(host("@arangodb-source", "null", "[]"));
       arango = factory(function (method, path, body) {
         return call("arangodb.request", { method: method, path: path, body: body });

@@ -135,8 +135,14 @@
       const key = names[i];
       defineProperty(module, key, {
         enumerable: true,
-        get() {
-          return hostMachinery().arangodb()[key];
+        get: function getter() {
+          try {
+            return hostMachinery().arangodb()[key];
+          } catch (e) {
+            // The stack starts at the command's read, not in the host machinery.
+            if (e instanceof ErrorCtor) ErrorCtor.captureStackTrace(e, getter);
+            throw e;
+          }
         },
       });
     }
