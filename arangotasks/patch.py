@@ -7,25 +7,11 @@ from typing import Any
 
 from arangotasks.errors import ArangoError, ErrorCode
 from arangotasks.models import Task, format_seconds
-from arangotasks.options import iso
+from arangotasks.options import SCHEDULE_FIELDS, iso
 from arangotasks.validation import TaskSpec, parse_task_body
 
-PATCHABLE = (
-    "name",
-    "command",
-    "params",
-    "period",
-    "cron",
-    "timezone",
-    "jitter",
-    "startAt",
-    "endAt",
-    "retries",
-    "overlap",
-    "misfire",
-    "timeout",
-    "enabled",
-)
+# The schedule fields come from options.py, so that a new one is patchable at once.
+PATCHABLE = ("name", "command", "params", "period", "timeout", *SCHEDULE_FIELDS)
 
 
 def task_body(task: Task) -> dict[str, Any]:

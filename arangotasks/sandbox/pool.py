@@ -311,7 +311,8 @@ class QuickJSSandbox:
                 redactor_for(frozenset(run.redact)).record(outcome)
             return outcome
         finally:
-            await run.close()
+            if run.closers:  # the run path: most runs leave nothing to clean up
+                await run.close()
         if answer.get("host") and command not in self._host_commands:
             self._host_commands[command] = None
             if len(self._host_commands) > _HOST_COMMANDS_SIZE:
