@@ -243,6 +243,7 @@ class BridgeScope:
         self._deadline = deadline
         self._cursors: set[str] = set()
         self.records: list[CallRecord] = []
+        self.passwords: set[str] = set()  # what the run's record must mask, like secrets
 
     async def call(self, method: str, path: str, body: str | None) -> dict[str, Any]:
         """Send one call; ``{"status", "body"}`` (body: the response text). Raises
@@ -264,6 +265,7 @@ class BridgeScope:
         status: int | None = None
         try:
             auth = await self._bridge.authorization(target, self._database)
+            self.passwords.add(await self._bridge._password(target, self._database))
             # encoded=True: the path goes out exactly as checked (no dot-segment folding).
             async with self._bridge.session().request(
                 method,

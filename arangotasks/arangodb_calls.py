@@ -76,6 +76,7 @@ class ArangoCalls:
                 raise HostCallError(str(exc), name="InternalError", fatal="timeout") from None
             raise HostCallError(str(exc)) from None
         finally:
+            run.redact.update(scope.passwords)  # masked in everything the run shows
             for record in scope.records[before:]:
                 if len(run.requests) < MAX_RECORDED:
                     run.requests.append(record.to_api())

@@ -254,3 +254,16 @@ async def test_tasks_cannot_read_the_password_secret(make_client, arangodb):
     assert run["status"] == "failed"
     assert "task code cannot read it" in run["error"]["message"]
     assert arangodb.password not in json.dumps(run)
+
+
+async def test_the_password_is_masked_like_a_secret(client, arangodb):
+    # A command cannot learn the password; should it appear anyway (here: echoed in a message),
+    # the run record masks it like a secret.
+    run = await run_command(
+        client,
+        arangodb,
+        "require('@arangodb').db._collections(); print(params.echo); return params.echo",
+        params={"echo": arangodb.password},
+    )
+    assert arangodb.password not in json.dumps(run)
+    assert run["output"] == ["***"]
