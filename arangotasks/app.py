@@ -1,7 +1,7 @@
 """The application factory: everything the server needs is built here and reached via AppKeys."""
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
@@ -9,8 +9,9 @@ from arangotasks import api, arangodb_calls, ui
 from arangotasks.api.metrics import http_metrics_middleware
 from arangotasks.api.middleware import auth_middleware, error_middleware
 from arangotasks.api.runs import run_to_api
-from arangotasks.auth import Authenticator
+from arangotasks.auth import ANONYMOUS_SUPERUSER, Authenticator
 from arangotasks.config import AccessConfig, Settings, load_access
+from arangotasks.errors import ArangoError
 from arangotasks.keys import (
     ACCESS,
     AUTHENTICATOR,
@@ -84,7 +85,9 @@ def create_app(
     bridge.use_vault(app[REGISTRY].vault)  # for ARANGOTASKS_ARANGODB_PASSWORD_SECRET
     app[METRICS] = Metrics(app[REGISTRY], store_errors=lambda: store_counter.errors)
     # Started before the registry and stopped after it: runs that end while it stops notify too.
-    notifier = Notifier(settings, run_to_api, allowlist=outbound.allowlist)
+    notifier = Notifier(
+        settings, run_to_api, task_url=_task_url(app[REGISTRY]), allowlist=outbound.allowlist
+    )
     app[REGISTRY].run_listeners.append(notifier.on_run)
     app[METRICS].extra_counters += notifier.counters()
     app.cleanup_ctx.append(notifier.lifecycle)
@@ -100,6 +103,18 @@ def create_app(
     app.add_routes(api.routes())
     ui.setup(app)
     return app
+
+
+def _task_url(registry: Registry) -> Callable[[str], str | None]:
+    """A task's own ``notify`` URL, for the notifier (a deleted task has none)."""
+
+    def url(task_id: str) -> str | None:
+        try:
+            return registry.get(task_id, ANONYMOUS_SUPERUSER).notify
+        except ArangoError:
+            return None
+
+    return url
 
 
 async def _registry_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -92,6 +92,7 @@ class Task:
     next_run_at: float | None = None
     options: Options = NO_OPTIONS  # schedule extensions (cron, retries, pause, ...)
     revision: int = 1  # 1 at creation, +1 for every PATCH
+    notify: str | None = None  # this task's failure webhook URL (extension)
 
     @property
     def periodic(self) -> bool:
@@ -112,6 +113,9 @@ class Task:
         if self.options.cron is not None:
             body["cron"] = self.options.cron
             body["timezone"] = self.options.timezone or "UTC"
+        # Extensions go last, and only when set: ArangoDB's tasks look exactly as before.
+        if self.notify is not None:
+            body["notify"] = self.notify
         return body
 
     def params(self) -> Any:

@@ -22,6 +22,7 @@ from yarl import URL
 
 from arangotasks import __version__
 from arangotasks.config import Settings
+from arangotasks.errors import ArangoError, ErrorCode
 from arangotasks.models import Run, RunStatus, dumps
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,11 @@ class AddressCheck(Protocol):
 
 class Refused(Exception):
     """A task's notify URL the allowlist does not allow (never retried)."""
+
+    def __init__(self, host: str, reason: str) -> None:
+        super().__init__(f"{host}: {reason}")
+        self.host = host
+        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,7 +242,7 @@ class Notifier:
         if delivery.database is None:
             return delivery.url, None, None
         if self._allowlist is None:
-            raise Refused("per-task notify URLs need the outbound HTTP allowlist")
+            raise Refused(_host(URL(delivery.url)), "per-task notify URLs need the allowlist")
         url = URL(delivery.url)
         address = await allowed_address(self._allowlist(delivery.database), url)
         target = url.with_host(str(address)).with_port(_port(url))
@@ -251,26 +257,33 @@ def _port(url: URL) -> int:
 async def allowed_address(allowlist: AddressCheck, url: URL) -> IPAddress:
     """The address to connect to for ``url``; :class:`Refused` unless the allowlist allows
     every address its host resolves to."""
-    host = (url.host or "").lower().rstrip(".")
+    host = _host(url)
     port = _port(url)
     try:
         addresses = await asyncio.wait_for(_resolve(host, port), RESOLVE_TIMEOUT)
     except (OSError, TimeoutError) as exc:
-        raise Refused(f"{host}: cannot resolve ({exc})") from None
+        raise Refused(host, f"cannot resolve ({exc})") from None
     if not addresses:
-        raise Refused(f"{host}: no address")
+        raise Refused(host, "no address")
     for address in addresses:
         reason = allowlist.refusal(host, port, address)
         if reason is not None:
-            raise Refused(f"{host}: {reason}")
+            raise Refused(host, reason)
     return addresses[0]
 
 
-async def notify_refusal(allowlist: AddressCheck, url: str) -> str | None:
-    """Why a task may not have ``url`` as its ``notify`` URL, or ``None`` (checked at create
-    time, and again before every delivery: names may resolve elsewhere later)."""
+def _host(url: URL) -> str:
+    return (url.host or "").lower().rstrip(".")
+
+
+async def check_task_url(allowlist: AddressCheck, url: str | None) -> None:
+    """400/10 when a task may not have ``url`` as its ``notify`` URL (checked at create and
+    PATCH time, and again before every delivery: names may resolve elsewhere later)."""
+    if url is None:
+        return
     try:
         await allowed_address(allowlist, URL(url))
     except Refused as exc:
-        return str(exc)
-    return None
+        raise ArangoError(
+            ErrorCode.BAD_PARAMETER, f"notify: {exc.host} refused: {exc.reason}"
+        ) from None

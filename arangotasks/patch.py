@@ -11,7 +11,7 @@ from arangotasks.options import SCHEDULE_FIELDS, iso
 from arangotasks.validation import TaskSpec, parse_task_body
 
 # The schedule fields come from options.py, so that a new one is patchable at once.
-PATCHABLE = ("name", "command", "params", "period", "timeout", *SCHEDULE_FIELDS)
+PATCHABLE = ("name", "command", "params", "period", "timeout", *SCHEDULE_FIELDS, "notify")
 
 
 def task_body(task: Task) -> dict[str, Any]:
@@ -42,6 +42,8 @@ def task_body(task: Task) -> dict[str, Any]:
         "enabled": None if options.enabled else False,
     }
     body.update((key, value) for key, value in fields.items() if value is not None)
+    if task.notify is not None:
+        body["notify"] = task.notify
     return body
 
 

@@ -222,6 +222,7 @@ class Registry(ScheduleMixin):
                 is_system=spec.is_system,
                 timeout=spec.timeout,
                 options=spec.options,
+                notify=spec.notify,
             )
             first = schedule.created_fire(task)
             if first is None:

@@ -74,6 +74,7 @@ class ScheduleMixin:
                 params_json=spec.params_json,
                 timeout=spec.timeout,
                 options=spec.options,
+                notify=spec.notify,
                 revision=task.revision + 1,
             )
             retimed = _timing(new) != _timing(task)

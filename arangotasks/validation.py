@@ -6,6 +6,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, TypeGuard
 
+from yarl import URL
+
 from arangotasks.errors import ArangoError, ErrorCode
 from arangotasks.models import NO_OPTIONS, Options, to_ms
 from arangotasks.options import SCHEDULE_FIELDS, parse_options
@@ -17,12 +19,15 @@ DEFAULT_NAME = "user-defined task"
 # Every body field a task create reads: ArangoDB's (§1.4), then our extensions. Any other field is
 # ignored, as ArangoDB does, with one warning line. Add an extension's fields here.
 ARANGODB_FIELDS = ("id", "name", "isSystem", "offset", "period", "runAsUser", "command", "params")
-EXTENSION_FIELDS = ("timeout", *SCHEDULE_FIELDS)
+EXTENSION_FIELDS = ("timeout", *SCHEDULE_FIELDS, "notify")
 KNOWN_FIELDS = frozenset(ARANGODB_FIELDS + EXTENSION_FIELDS)
 # A body with thousands of odd keys must not make a log line of megabytes.
 _MAX_NAMED, _MAX_NAME_CHARS = 10, 64
 # ArangoDB would overflow a long long; we refuse values no schedule could honour (~100 years).
 MAX_SECONDS = 100 * 365 * 86400
+# A webhook URL longer than this is a mistake (or an attempt to store data in tasks).
+MAX_NOTIFY_CHARS = 2048
+_NOTIFY_EXAMPLE = "expected an http or https URL such as https://hooks.example.com/arangotasks"
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +43,7 @@ class TaskSpec:
     params_json: str | None
     timeout: float | None
     options: Options = NO_OPTIONS  # the schedule extensions (cron, retries, ...)
+    notify: str | None = None  # the task's own webhook URL (the allowlist check: notify.py)
 
 
 _JSON_KINDS = {
@@ -157,6 +163,8 @@ def parse_task_body(
     options = parse_options(
         body, has_period=period_ms is not None, now=time.time() if now is None else now
     )
+    # Extension: the task's own failure webhook (the allowlist is asked later: a DNS lookup).
+    notify = parse_notify(body.get("notify"))
     # Step 13: params of any JSON type, kept as-is; absent stays absent.
     params_json = json.dumps(body["params"], separators=(",", ":")) if "params" in body else None
     _warn_unknown(body)
@@ -170,7 +178,42 @@ def parse_task_body(
         params_json=params_json,
         timeout=float(timeout) if timeout is not None else None,
         options=options,
+        notify=notify,
     )
+
+
+def _bad_notify(why: str) -> ArangoError:
+    return ArangoError(ErrorCode.BAD_PARAMETER, f"notify: {why}")
+
+
+def parse_notify(value: Any) -> str | None:
+    """The ``notify`` field: ``None`` (absent or null) or an http(s) URL with a host, kept as
+    sent. Whether the outbound HTTP allowlist lets it through is checked by the caller."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise _bad_notify(_NOTIFY_EXAMPLE)
+    if len(value) > MAX_NOTIFY_CHARS:
+        raise _bad_notify(f"the URL is longer than {MAX_NOTIFY_CHARS} characters")
+    _text(value, "notify")
+    if any(char.isspace() or not char.isprintable() for char in value):
+        raise _bad_notify("the URL must not contain spaces or control characters")
+    try:
+        url = URL(value)
+        port = url.port  # a bad port raises here
+    except (ValueError, TypeError):
+        raise _bad_notify(f"not a valid URL; {_NOTIFY_EXAMPLE}") from None
+    if url.scheme not in ("http", "https"):
+        raise _bad_notify(f"only http and https URLs are allowed (scheme {url.scheme or '(none)'})")
+    if not url.host or port is None:
+        raise _bad_notify(f"the URL has no host; {_NOTIFY_EXAMPLE}")
+    if url.user is not None or url.password is not None:
+        # The URL shows in the task object, the dashboard and the server log; the signature
+        # header is how a receiver knows the sender.
+        raise _bad_notify(
+            "credentials in the URL are not allowed (use ARANGOTASKS_WEBHOOK_SECRET's signature)"
+        )
+    return value
 
 
 def _warn_unknown(body: dict[str, Any]) -> None:

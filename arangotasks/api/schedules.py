@@ -12,8 +12,9 @@ from arangotasks import cron, schedule
 from arangotasks.api.common import iso, json_response, json_text
 from arangotasks.auth import Principal
 from arangotasks.errors import ArangoError, ErrorCode
-from arangotasks.keys import REGISTRY, SETTINGS, database_of, principal_of
+from arangotasks.keys import OUTBOUND, REGISTRY, SETTINGS, database_of, principal_of
 from arangotasks.models import Task, to_ms
+from arangotasks.notify import check_task_url
 from arangotasks.options import bad, options_to_body, parse_time
 from arangotasks.patch import patched_spec
 from arangotasks.registry import Registry
@@ -21,9 +22,11 @@ from arangotasks.validation import MAX_SECONDS, is_number, parse_json_body
 
 
 def details(registry: Registry, task: Task) -> dict[str, Any]:
-    """The task object plus every schedule field, ``nextRunAt``, ``revision`` and ``timeout``."""
+    """The task object plus every schedule field, ``notify``, ``nextRunAt``, ``revision`` and
+    ``timeout``."""
     body = task.to_api()
     body.update(options_to_body(task.options, registry.settings.misfire))
+    body["notify"] = task.notify
     body["timeout"] = task.timeout if task.timeout is not None else registry.settings.timeout
     body["revision"] = task.revision
     body["nextRunAt"] = iso(task.next_run_at) if task.options.enabled else None
@@ -55,6 +58,8 @@ async def change_task(
     if spec.command != task.command:
         if await registry.sandbox.compile_error(spec.command) is not None:
             raise ArangoError(ErrorCode.BAD_PARAMETER, "cannot compile command")
+    if spec.notify != task.notify:  # an unchanged URL is not asked again (like the command)
+        await check_task_url(app[OUTBOUND].allowlist(task.database), spec.notify)
     return await registry.update(task.id, principal, spec)
 
 

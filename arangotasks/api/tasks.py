@@ -9,8 +9,9 @@ from arangotasks.api import schedules
 from arangotasks.api.common import bool_param, iso, json_response, json_text, suffixes
 from arangotasks.api.runs import run_text, runs_page
 from arangotasks.errors import ArangoError, ErrorCode
-from arangotasks.keys import REGISTRY, SETTINGS, database_of, principal_of
+from arangotasks.keys import OUTBOUND, REGISTRY, SETTINGS, database_of, principal_of
 from arangotasks.models import Task
+from arangotasks.notify import check_task_url
 from arangotasks.registry import Registry
 from arangotasks.sandbox.base import SandboxUnavailableError
 from arangotasks.validation import parse_json_body, parse_task_body
@@ -117,6 +118,9 @@ async def _register(request: web.Request, url_id: str | None) -> web.StreamRespo
     )
     # Extension: quotas, before the compile check spends a worker on an oversized command.
     registry.check_quota(principal.name, spec.command, spec.params_json)
+    # Extension: a task's own webhook must pass its database's outbound HTTP allowlist.
+    database = database_of(request)
+    await check_task_url(request.app[OUTBOUND].allowlist(database), spec.notify)
     try:  # step 12, parse only; checks are shared fairly between users
         compile_error = await registry.sandbox.compile_error(spec.command, owner=principal.name)
     except SandboxUnavailableError as exc:  # the worker's fault, not the command's
@@ -127,7 +131,7 @@ async def _register(request: web.Request, url_id: str | None) -> web.StreamRespo
     if compile_error is not None:
         # ArangoDB says only "cannot compile command"; the reason and position follow it.
         raise ArangoError(ErrorCode.BAD_PARAMETER, f"cannot compile command: {compile_error}")
-    task = await registry.create(spec, database_of(request), principal.name)  # steps 14-15
+    task = await registry.create(spec, database, principal.name)  # steps 14-15
     _log_change("created", task.id, principal.name, task.database)
     return json_text(registry.api_json(task))
 

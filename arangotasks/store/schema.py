@@ -37,6 +37,7 @@ TASK_COLUMNS = (
     "next_run_at".split(),
     *OPTION_COLUMNS,
     "revision",
+    "notify",  # schema version 3
 )
 RUN_COLUMNS = tuple(
     "uid task_id task_name database owner trigger status scheduled_at enqueued_at started_at "
@@ -139,7 +140,7 @@ def schema_statements(d: Dialect) -> list[str]:
     ]
 
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 def migrations(d: Dialect) -> dict[int, list[str]]:
@@ -160,6 +161,10 @@ def migrations(d: Dialect) -> dict[int, list[str]]:
             f"{add_task} revision {d.bigint} NOT NULL DEFAULT 1",
             f"{add_run} attempt INTEGER NOT NULL DEFAULT 1",
             f"{add_run} revision {d.bigint} NOT NULL DEFAULT 1",
+        ],
+        3: [
+            # A task's own failure webhook URL (Task.notify); NULL for every older task.
+            f"{add_task} notify TEXT",
         ],
     }
 

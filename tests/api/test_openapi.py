@@ -237,3 +237,15 @@ async def test_real_bodies_match_the_schemas(client):
         error = await resp.json()
         assert_matches("ArangoError", error)
         assert error["code"] == resp.status
+
+
+async def test_a_task_with_notify_matches_the_schemas(make_client):
+    client = await make_client(http_allow="127.0.0.1")
+    body = {"command": "return 1;", "cron": "@daily", "notify": "http://127.0.0.1:9/hook"}
+    assert_matches("TaskCreate", body)
+    created = await client.put("/_api/tasks/hooked", json=body, headers=ROOT)
+    assert created.status == 200, await created.text()
+    assert_matches("Task", await created.json())
+    detailed = await client.get("/_api/tasks/hooked?details=true", headers=ROOT)
+    assert_matches("Task", await detailed.json())
+    assert_matches("TaskPatch", {"notify": None})

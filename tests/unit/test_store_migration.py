@@ -1,13 +1,15 @@
-"""A store written by the first release (schema version 1) is upgraded in place on open,
-keeping every task and run (SQLite and PostgreSQL)."""
+"""A store written by an older release (schema version 1, or 2 before tasks had ``notify``) is
+upgraded in place on open, keeping every task and run (SQLite and PostgreSQL)."""
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
 from arangotasks.models import NO_OPTIONS, Options, Overlap, Retries, RunQuery
+from arangotasks.store import schema
 from arangotasks.store.postgres import PostgresStore
-from arangotasks.store.schema import SCHEMA_VERSION, SQLStore, Stmt
+from arangotasks.store.schema import POSTGRES, SCHEMA_VERSION, SQLITE, SQLStore, Stmt, migrations
 from arangotasks.store.sqlite import SQLiteStore
 from tests.unit.test_store import pg_schema_dsn, run, task  # noqa: F401  (fixture)
 
@@ -130,5 +132,85 @@ async def test_version_1_data_survives_the_migration(make) -> None:
         assert reloaded["a"].options == options and reloaded["a"].revision == 4
         newest = await again.get_run(8)
         assert newest is not None and (newest.attempt, newest.revision) == (2, 4)
+    finally:
+        await again.close()
+
+
+# The tasks columns of schema version 2 (the schedule extensions), before ``notify``.
+V2_TASK = (
+    f"{V1_TASK}, cron, timezone, jitter, start_at, end_at, retries, overlap, misfire, enabled, "
+    "revision"
+)
+
+
+def _notify_version() -> int:
+    """The migration that adds tasks.notify (its number may move when others land first)."""
+    found = [n for n, sqls in migrations(POSTGRES).items() if any(" notify " in s for s in sqls)]
+    (version,) = found
+    return version
+
+
+async def test_version_2_tasks_gain_notify_and_look_as_before(make, monkeypatch) -> None:
+    before = _notify_version() - 1
+    limited = {n: s for n, s in migrations(SQLITE).items() if n <= before}
+    monkeypatch.setattr(
+        schema, "migrations", lambda d: {n: s for n, s in migrations(d).items() if n in limited}
+    )
+    old = make()
+    await old.open()  # a store as the release before notify left it
+    no_options = (None,) * 8
+    rows = [
+        ("a", "alpha", 1700000000.5, "return 1;", "_system", "", 2500, 0, None, 0, None, 9.5,
+         *no_options, 1, 3),
+        ("c", "cron", 1700000002.0, "return 3;", "shop", "app", None, 0, "[1]", 0, 2.0, 11.0,
+         "0 3 * * *", "Europe/Berlin", None, None, None, None, None, None, 0, 1),
+    ]  # fmt: skip
+    await old._execute(
+        [
+            Stmt(
+                f"INSERT INTO tasks ({V2_TASK}, seq) "
+                f"VALUES ({', '.join('?' * 22)}, {old._dialect.next_seq})",
+                many=rows,
+            )
+        ],
+        write=True,
+    )
+    await old.close()
+    monkeypatch.undo()
+
+    store = make()
+    await store.open()
+    try:
+        meta = "SELECT value FROM store_meta WHERE key = 'schema_version'"
+        version = await store._one(Stmt(meta, fetch=True), write=False)
+        assert version.rows[0][0] == SCHEMA_VERSION
+        a, c = await store.load_tasks()
+        assert (a.notify, c.notify) == (None, None)
+        assert (a.revision, c.options.cron, c.options.enabled) == (3, "0 3 * * *", False)
+        # What an ArangoDB client sees has not changed, key order included.
+        assert list(a.to_api()) == [
+            "id",
+            "name",
+            "created",
+            "type",
+            "period",
+            "offset",
+            "command",
+            "database",
+        ]
+        assert list(c.to_api())[-2:] == ["cron", "timezone"]
+        hooked = dataclasses.replace(a, notify="https://hooks.example.com/a", revision=4)
+        assert await store.update_task(hooked)
+        await store.insert_task(task("d", notify="http://127.0.0.1:9/d"))
+    finally:
+        await store.close()
+
+    again = make()
+    await again.open()
+    try:
+        reloaded = {t.id: t for t in await again.load_tasks()}
+        assert reloaded["a"].notify == "https://hooks.example.com/a"
+        assert reloaded["a"].to_api()["notify"] == "https://hooks.example.com/a"
+        assert (reloaded["c"].notify, reloaded["d"].notify) == (None, "http://127.0.0.1:9/d")
     finally:
         await again.close()
