@@ -123,6 +123,8 @@ def cmd_create(conn: Connection, args: argparse.Namespace) -> int:
         body["params"] = _json_arg(args.params, "--params")
     if args.timeout is not None:
         body["timeout"] = args.timeout
+    if args.notify is not None:
+        body["notify"] = args.notify
     if args.id is not None:
         task = conn.request("PUT", f"/_api/tasks/{quote(args.id)}", body)
     else:
@@ -283,6 +285,7 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     create.add_argument("--name", help="task name")
     create.add_argument("--id", help="your own task id (PUT; 409 if it exists)")
     create.add_argument("--timeout", type=float, help="run time limit in seconds")
+    create.add_argument("--notify", help="URL told when a run fails or the task recovers")
     action("delete", "unregister a task", cmd_delete)
     run = action("run", "run a task now, outside its schedule", cmd_run)
     run.add_argument("--wait", action="store_true", help="wait for the run; exit 1 if it failed")

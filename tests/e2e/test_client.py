@@ -3,6 +3,7 @@ with JSON logs and the access log, which are checked here too."""
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -18,6 +19,7 @@ from tests.e2e.server import ServerProcess
 pytestmark = pytest.mark.e2e
 
 METRICS_TOKEN = "e2e-scrape-token"
+ALLOWED_HOOK_HOST = "127.0.0.1:9"  # the discard port: nothing is posted there in these tests
 
 
 @pytest.fixture(scope="module")
@@ -31,6 +33,7 @@ def server(tmp_path_factory):
         ARANGOTASKS_LOG_FORMAT="json",
         ARANGOTASKS_ACCESS_LOG="1",
         ARANGOTASKS_METRICS_TOKEN=METRICS_TOKEN,
+        ARANGOTASKS_HTTP_ALLOW=ALLOWED_HOOK_HOST,  # for tasks' notify URLs only
     )
     process.start()
     yield process
@@ -169,6 +172,23 @@ def test_errors_are_one_line_and_exit_non_zero(server, tmp_path):
         server, "tasks", "create", "--file", str(good), "--user", "bob", "--password", "bob-pw"
     )
     assert done.returncode == 1 and done.stderr.startswith("arangotasks: error 11: ")
+
+
+def test_create_with_a_notify_url(server, tmp_path):
+    good = tmp_path / "ok.js"
+    good.write_text("return 1;")
+    hook = f"http://{ALLOWED_HOOK_HOST}/hook"
+    args = ("tasks", "create", "--file", str(good), "--period", "3600", "--offset", "3600")
+    task = ok_json(server, *args, "--notify", hook)
+    assert list(task)[-1] == "notify" and task["notify"] == hook
+    shown = ok(server, "tasks", "show", task["id"])
+    assert re.search(rf"^notify: +{re.escape(hook)}$", shown, re.MULTILINE), shown
+    done = cli(server, *args, "--notify", "http://127.0.0.1:10/hook")
+    assert done.returncode == 1
+    assert done.stderr == (
+        "arangotasks: error 10: notify: 127.0.0.1 refused: not allowed by ARANGOTASKS_HTTP_ALLOW\n"
+    )
+    ok(server, "tasks", "delete", task["id"])
 
 
 def test_user_flags_and_database(server, tmp_path):

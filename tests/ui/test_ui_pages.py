@@ -209,3 +209,14 @@ async def test_pause_and_resume(client):
     assert resp.status == 303
     details = await (await client.get(f"/_api/tasks/{task_id}?details=true", headers=ROOT)).json()
     assert details["enabled"] is True
+
+
+async def test_the_task_page_shows_a_notify_url(make_client):
+    client = await make_client(http_allow="127.0.0.1")
+    hook = "http://127.0.0.1:9/hook?a=1&b=<2>"
+    hooked = await create(client, ROOT, {"command": "return 1;", "offset": 3600, "notify": hook})
+    plain = await create(client, ROOT, {"command": "return 1;", "offset": 3600})
+    await log_in(client, "root", "root-pw")
+    page = await (await client.get(f"/ui/tasks/{hooked}")).text()
+    assert "<dt>Notify</dt>" in page and "http://127.0.0.1:9/hook?a=1&amp;b=&lt;2&gt;" in page
+    assert "<dt>Notify</dt>" not in await (await client.get(f"/ui/tasks/{plain}")).text()
