@@ -241,9 +241,9 @@ class Notifier:
         database's allowlist allows, connecting to that very address (no second lookup)."""
         if delivery.database is None:
             return delivery.url, None, None
-        if self._allowlist is None:
-            raise Refused(_host(URL(delivery.url)), "per-task notify URLs need the allowlist")
         url = URL(delivery.url)
+        if self._allowlist is None:
+            raise Refused(_host(url), "per-task notify URLs need the allowlist")
         address = await allowed_address(self._allowlist(delivery.database), url)
         target = url.with_host(str(address)).with_port(_port(url))
         host_header = url.raw_authority.rpartition("@")[2]

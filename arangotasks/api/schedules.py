@@ -25,6 +25,7 @@ def details(registry: Registry, task: Task) -> dict[str, Any]:
     """The task object plus every schedule field, ``notify``, ``nextRunAt``, ``revision`` and
     ``timeout``."""
     body = task.to_api()
+    body.pop("notify", None)  # at the same place whether set or not
     body.update(options_to_body(task.options, registry.settings.misfire))
     body["notify"] = task.notify
     body["timeout"] = task.timeout if task.timeout is not None else registry.settings.timeout

@@ -46,6 +46,12 @@ async def test_notify_round_trip_create_put_patch(make_client):
     body = await create(client, period=60, offset=3600, notify=HOOK)
     assert list(body) == [*ARANGODB_KEYS, "notify"] and body["notify"] == HOOK
     assert (await call(client, "GET", f"/_api/tasks/{body['id']}"))[1] == body
+    plain = await create(client, period=60, offset=3600)
+    details = [
+        list((await call(client, "GET", f"/_api/tasks/{t['id']}?details=true"))[1])
+        for t in (body, plain)
+    ]
+    assert details[0] == details[1]  # the same keys in the same order, set or not
     cron = await call(client, "PUT", "/_api/tasks/c", {"command": "1", "cron": "@daily"})
     assert "notify" not in cron[1]
     status, hooked = await call(client, "PATCH", "/_api/tasks/c", {"notify": HOOK + "?c=1"})
