@@ -29,7 +29,7 @@ import quickjs
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from arangotasks.sandbox import Limits, QuickJSSandbox
-from arangotasks.sandbox.worker import Runner, load_prelude
+from arangotasks.sandbox.runner import Runner, load_prelude
 
 COMMAND = "return params.a + params.b"
 PARAMS = '{"a": 1, "b": 2}'

@@ -55,7 +55,7 @@ def worker_steps_us(n: int) -> dict[str, float]:
     context) split into a fresh engine context with the sandbox's limits, the prelude's
     evaluation in such a context, and the rest (start the command, drain jobs, finish, answer)."""
     from arangotasks.sandbox import engine
-    from arangotasks.sandbox.worker import Runner, load_prelude
+    from arangotasks.sandbox.runner import Runner, load_prelude
 
     prelude = load_prelude()
     runner = Runner(prelude)

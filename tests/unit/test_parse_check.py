@@ -4,7 +4,7 @@
 import pytest
 
 from arangotasks.sandbox import engine, parse_check
-from arangotasks.sandbox.worker import Runner, load_prelude
+from arangotasks.sandbox.runner import Runner, load_prelude
 
 LIMITS = {"timeout": 1.0, "memory": 32 << 20, "stack": 1 << 20}
 
