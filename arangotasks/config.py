@@ -90,6 +90,8 @@ class Settings(BaseSettings):
     history_flush_interval: float = Field(default=0.05, gt=0)
     prune_interval: float = Field(default=60.0, gt=0)
 
+    # Stopping: runs in progress at SIGTERM/SIGINT get this many seconds to finish
+    shutdown_grace: float = Field(default=5.0, ge=0)
     # Stopping, one server per store, worker privileges (issue 11)
     worker_user: str | None = None  # None = "nobody" when the server runs as root
     # PostgreSQL: a hung or unreachable server answers 503 within these bounds (seconds)

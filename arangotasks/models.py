@@ -153,6 +153,7 @@ class ErrorType(StrEnum):
     HTTP_LIMIT = "http_limit"  # a limit of outbound HTTP (requests per run, response size)
     MISSED = "missed"  # a slot passed while the server was down or late (misfire=skip)
     OVERLAP = "overlap"  # a skipped slot: the previous run was still going
+    INTERRUPTED = "interrupted"  # the server stopped: past the shutdown grace, or never started
 
 
 @dataclass(slots=True)

@@ -21,16 +21,16 @@ from arangotasks.manual import ManualQueue
 from arangotasks.models import ErrorType, Run, RunOutcome, RunStatus, RunTrigger, Task, dumps
 from arangotasks.quotas import Allowance, Usage, allowance
 from arangotasks.runlog import log_run
-from arangotasks.sandbox.base import Sandbox
+from arangotasks.sandbox.base import Sandbox, SandboxClosedError
 from arangotasks.scheduler import JobScheduler
 from arangotasks.slots import ScheduleMixin
+from arangotasks.stopping import canceled_error, stop_runs
 from arangotasks.store.base import TaskStore
 from arangotasks.validation import TaskSpec
 from arangotasks.vault import Vault
 
 log = logging.getLogger(__name__)
 
-SHUTDOWN_GRACE = 5.0  # seconds a run in progress may take to finish on a clean stop
 MARK_FIRED_RETRY = 1.0
 
 
@@ -87,7 +87,8 @@ class Registry(ScheduleMixin):
         self._active: set[asyncio.Task[None]] = set()
         # Runs of a task in progress or waiting for its run lock (cron overlap rules).
         self._busy: dict[str, int] = {}
-        self._stopping = asyncio.Event()  # ends the waits between retries
+        self._stopping = asyncio.Event()  # set by close(): ends the waits between retries
+        self._unstarted: set[str] = set()  # timed tasks whose run was canceled at the stop
         # Concurrent creates, and timed tasks' "fired" marks and deletions (they fire in
         # bursts), are group-committed: one transaction for all that arrive during the last.
         self._inserts = GroupWriter[Task, bool](store.insert_tasks)
@@ -117,14 +118,13 @@ class Registry(ScheduleMixin):
         log.info("loaded %d task(s) in %.3f s", len(self._tasks), time.time() - started)
 
     async def close(self) -> None:
+        """A normal stop loses nothing: nothing new starts, and runs waiting for a worker are
+        recorded canceled; runs in progress get ``shutdown_grace`` seconds to finish, then are
+        interrupted and recorded failed (``interrupted``) with their output."""
         self._stopping.set()
+        self._scheduler.pause()  # shutdown() would cancel the runs in progress
+        await stop_runs(self._active, self.sandbox, self.settings.shutdown_grace)
         self._scheduler.shutdown()
-        if self._active:
-            await asyncio.wait(set(self._active), timeout=SHUTDOWN_GRACE)
-        # Runs still going end as crashes when their worker is killed; let them record that.
-        await self.sandbox.close()
-        if self._active:
-            await asyncio.wait(set(self._active), timeout=SHUTDOWN_GRACE)
         for writer in (self._inserts, self._mark_fired, self._delete_fired):
             await writer.wait_idle()
         await self.history.close()
@@ -307,6 +307,11 @@ class Registry(ScheduleMixin):
         self._active.add(current)
         try:
             await self._fire_once(task)
+        except asyncio.CancelledError:
+            if not self._stopping.is_set():
+                raise
+            # Cancelled by close() after every wait: no traceback for a normal stop.
+            log.warning("task %s: run abandoned at stop", task.id)
         finally:
             self._active.discard(current)
 
@@ -326,6 +331,12 @@ class Registry(ScheduleMixin):
             task.next_run_at = None
         await self._attempts(task, scheduled_at)
         if self._tasks.get(task.id) is not task:
+            return
+        if task.period_ms is None and self._stopping.is_set() and not self._ran(task):
+            # Canceled at the stop before it started: it never ran, so it runs after the next
+            # start (still at most once).
+            task.next_run_at = scheduled_at
+            self.history.note_next_run(task.id, scheduled_at)
             return
         if task.period_ms is not None:
             # Fixed delay: the next run is one period after this one finished (§1.6).
@@ -358,6 +369,23 @@ class Registry(ScheduleMixin):
         finally:
             left()
 
+    def _cancel_at_stop(self, task: Task, run: Run) -> None:
+        """A run that had not started when the server stopped: recorded canceled."""
+        run.status = RunStatus.CANCELED
+        run.finished_at = time.time()
+        once = task.period_ms is None and task.options.cron is None
+        run.error = canceled_error(once)
+        if once:
+            self._unstarted.add(task.id)
+        self._finished(run)
+
+    def _ran(self, task: Task) -> bool:
+        """Whether the last slot of ``task`` started (it was not canceled at the stop)."""
+        if task.id in self._unstarted:
+            self._unstarted.discard(task.id)
+            return False
+        return True
+
     def _finished(self, run: Run) -> None:
         self.history.touch(run)
         for listener in self.run_listeners:
@@ -372,6 +400,9 @@ class Registry(ScheduleMixin):
                 run.status = RunStatus.CANCELED
                 run.finished_at = time.time()
                 self._finished(run)
+                return
+            if self._stopping.is_set():
+                self._cancel_at_stop(task, run)
                 return
 
             def started() -> None:  # a worker took the run: its wait for one is not its time
@@ -399,6 +430,11 @@ class Registry(ScheduleMixin):
                     owner=task.owner,
                     max_concurrent=allowed.max_runs,
                 )
+            except SandboxClosedError:
+                if not self._stopping.is_set():
+                    raise
+                self._cancel_at_stop(task, run)  # it never got a worker
+                return
             except Exception as exc:  # a broken sandbox must not stop a periodic task
                 log.exception("task %s: sandbox failure", task.id)
                 outcome = RunOutcome(

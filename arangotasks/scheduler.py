@@ -101,6 +101,14 @@ class JobScheduler:
         self._aps.start()
         self._sweeper = asyncio.create_task(self._sweep_loop(), name="scheduler-sweep")
 
+    def pause(self) -> None:
+        """Fire nothing more; jobs running now go on (:meth:`shutdown` cancels them)."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
+        if self._aps.running:
+            self._aps.pause()
+
     def shutdown(self) -> None:
         if self._sweeper is not None:
             self._sweeper.cancel()

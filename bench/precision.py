@@ -57,6 +57,12 @@ class NullSandbox:
     async def close(self) -> None:
         pass
 
+    def drain(self) -> None:
+        pass
+
+    def interrupt(self) -> None:
+        pass
+
     async def compile_error(self, command: str, **_: Any) -> str | None:
         return None
 

@@ -4,7 +4,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from arangotasks.models import RunOutcome
+from arangotasks.models import ErrorType, RunOutcome
+
+# The error of a run still going when the server stopped and its grace ran out.
+INTERRUPTED_MESSAGE = (
+    "interrupted: the server stopped and the run went on past the shutdown grace "
+    "(ARANGOTASKS_SHUTDOWN_GRACE)"
+)
+
+
+def interrupted_error(detail: str = "") -> dict[str, str]:
+    """A run error of type ``interrupted``; ``detail`` is added to the message."""
+    message = f"{INTERRUPTED_MESSAGE}{detail}"
+    return {"type": ErrorType.INTERRUPTED.value, "name": "Interrupted", "message": message} | {
+        "stack": ""
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,12 +47,27 @@ class SandboxUnavailableError(RuntimeError):
     command's."""
 
 
+class SandboxClosedError(RuntimeError):
+    """The sandbox takes no new runs: it is stopping (:meth:`Sandbox.drain`) or closed. The run
+    did not start."""
+
+
 class Sandbox(Protocol):
     async def start(self) -> None:
         """Start the workers; call inside the running event loop."""
 
     async def close(self) -> None:
-        """Stop every worker (runs in progress end as crashes)."""
+        """Stop every worker (runs in progress end as crashes, or as interrupted after
+        :meth:`interrupt`)."""
+
+    def drain(self) -> None:
+        """Take no new runs: a run waiting for a worker, and every later one, raises
+        :class:`SandboxClosedError`. Runs in progress go on."""
+
+    def interrupt(self) -> None:
+        """Stop the runs in progress: each ends soon as ``interrupted`` with the output it
+        printed so far (one whose worker does not stop within a few seconds is killed, and keeps
+        the output handed over with its host calls)."""
 
     async def compile_error(self, command: str, *, owner: str = "") -> str | None:
         """``None`` when ``command`` compiles as the body of ``new Function("params", ...)``,

@@ -5,6 +5,8 @@ Swapping the engine means rewriting this module (and the engine-specific corners
 :func:`split_error_text` and :func:`classify_error`.
 """
 
+import ctypes
+import functools
 import resource
 from collections.abc import Callable
 from typing import Any
@@ -18,6 +20,21 @@ from arangotasks.models import ErrorType
 _STACK_HEADROOM = 512 * 1024
 _MIN_STACK = 64 * 1024
 
+
+# No public API of the binding stops a call from another thread; the only interruption is its
+# time limit, which its interrupt handler checks as ``clock() - data->start >= data->limit``
+# (module.c), with that InterruptData inside the context object, copied from the context's
+# ``time_limit`` when a call begins. :meth:`Context.interrupt` sets ``limit`` to 0, so the
+# running call stops at the handler's next check, as at its time limit. The object, in 8-byte
+# words on 64-bit Linux: PyObject_HEAD (2), runtime, context, has_time_limit (an int, padded),
+# time_limit, thread_state, InterruptData.start, InterruptData.limit. interrupt_supported()
+# checks this on the binding in use (tests/unit/test_engine_interrupt.py fails when a new
+# binding changes it; the worker then falls back to being killed, see pool.py).
+_HAS_TIME_LIMIT_WORD = 4
+_TIME_LIMIT_WORD = 5
+_INTERRUPT_LIMIT_WORD = 8
+_CLOCKS_PER_SEC = 1_000_000  # POSIX (XSI) requires this value
+_Words = ctypes.c_int64 * (_INTERRUPT_LIMIT_WORD + 1)
 
 # The global name of the host function in a context made with one (prelude.js takes it away).
 HOST_GLOBAL = "__arangotasks_host"
@@ -113,6 +130,15 @@ class Context:
         # The binding treats a negative value as "no limit": keep a tiny positive budget instead.
         self._ctx.set_time_limit(max(seconds, 1e-3))
 
+    def interrupt(self) -> None:
+        """End the call running in this context at the engine's next interrupt check, as its
+        time limit would (``InternalError: interrupted``). Safe from another thread while the
+        context is alive; only a call made with a time limit is stopped, and only the current
+        one (the next call starts with the context's time limit again). Does nothing where
+        :func:`interrupt_supported` is false."""
+        if interrupt_supported():
+            _Words.from_address(id(self._ctx))[_INTERRUPT_LIMIT_WORD] = 0
+
     def set_memory_limit(self, memory_bytes: int) -> None:
         self._ctx.set_memory_limit(memory_bytes)
 
@@ -131,6 +157,28 @@ class Context:
             return bool(self._ctx.execute_pending_job())
         except quickjs.JSException as exc:
             raise EngineError(str(exc)) from None
+
+
+@functools.cache
+def interrupt_supported() -> bool:
+    """Whether :meth:`Context.interrupt` works with the binding in use (its context object has
+    the layout described above: checked on a probe context, once per process)."""
+    if ctypes.sizeof(ctypes.c_void_p) != 8 or ctypes.sizeof(ctypes.c_long) != 8:
+        return False
+    if getattr(quickjs.Context, "__basicsize__", 0) < ctypes.sizeof(_Words):
+        return False
+    probe = quickjs.Context()
+    words = _Words.from_address(id(probe))
+    for seconds in (12.5, 3.25):
+        probe.set_time_limit(seconds)
+        probe.eval("0")  # a call copies the time limit into InterruptData
+        ticks = int(seconds * _CLOCKS_PER_SEC)
+        if (words[_HAS_TIME_LIMIT_WORD] & 0xFFFFFFFF, words[_TIME_LIMIT_WORD]) != (1, ticks):
+            return False
+        if words[_INTERRUPT_LIMIT_WORD] != ticks:
+            return False
+    probe.set_time_limit(-1.0)
+    return words[_HAS_TIME_LIMIT_WORD] & 0xFFFFFFFF == 0
 
 
 def split_error_text(text: str) -> tuple[str, str, str]:

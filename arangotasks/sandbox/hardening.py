@@ -12,6 +12,8 @@ import pwd
 import signal
 import sys
 
+# What the server sends a busy worker when it stops and the run outlasted the grace (watch.py).
+STOP_SIGNAL = signal.SIGUSR1
 # <linux/prctl.h>
 _PR_SET_PDEATHSIG = 1
 _PR_SET_NO_NEW_PRIVS = 38
@@ -59,11 +61,16 @@ def _prctl(option: int, value: int) -> None:
 
 def harden(identity: tuple[int, int] | None, parent_pid: int | None) -> None:
     """Drop to ``identity`` (no supplementary groups, no capabilities: a uid change from root
-    clears them), forbid regaining privileges (no_new_privs) and die with the server.
+    clears them), forbid regaining privileges (no_new_privs), die with the server, and ignore
+    the signals meant for it (SIGINT, SIGTERM).
 
     The worker starts as the server's user and switches here, before any request is read,
     because the interpreter may live where only that user can reach (e.g. under /root).
     """
+    # A Ctrl-C in a terminal signals the whole process group, systemd the whole unit: the
+    # server decides when its workers stop (its runs get the shutdown grace).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     if identity is not None:
         uid, gid = identity
         os.setgroups([])

@@ -12,7 +12,12 @@ from typing import Any
 
 from arangotasks.models import ErrorType, RunOutcome
 from arangotasks.redact import redactor_for
-from arangotasks.sandbox.base import Limits, SandboxUnavailableError
+from arangotasks.sandbox.base import (
+    Limits,
+    SandboxClosedError,
+    SandboxUnavailableError,
+    interrupted_error,
+)
 from arangotasks.sandbox.host import HostCalls, HostRun
 from arangotasks.sandbox.process import (
     EXIT_GRACE,
@@ -31,6 +36,13 @@ log = logging.getLogger(__name__)
 _DEFAULT_LIMITS = Limits()
 # Compiling is quick; a body that smuggles code into new Function must not hold creates long.
 _COMPILE_LIMITS = Limits(timeout=1.0)
+# After interrupt(), how long a busy worker may take to answer before it is killed: a fast-path
+# run answers at once, with its output; a host-mode busy loop only ends with its worker.
+INTERRUPT_WAIT = 3.0
+_KILLED = interrupted_error(
+    f": its worker did not stop within {INTERRUPT_WAIT:g} s and was killed (output printed "
+    "after its last host call is lost)"
+)
 _COMPILE_CACHE_SIZE = 4096
 _CACHED_COMMAND_CHARS = 16 * 1024
 # Commands known to call the host, which start in host mode (an LRU, like the compile cache).
@@ -94,6 +106,8 @@ class QuickJSSandbox:
             )
         self._workers = WorkerSet(self.size, worker_address_space, identity, limits.answer_bytes())
         self._closed = False
+        self._draining = False
+        self._busy: set[WorkerProcess] = set()  # workers running a request now
         self._compiled: OrderedDict[str, str | None] = OrderedDict()  # LRU of compile checks
 
     @property
@@ -124,6 +138,22 @@ class QuickJSSandbox:
         if self._hosted is not None:
             await self._hosted.close()
         await self._workers.close()
+
+    def drain(self) -> None:
+        """Take no new runs (compile checks go on): see :meth:`Sandbox.drain`."""
+        self._draining = True
+        self._workers.drain()
+        if self._hosted is not None:
+            self._hosted.drain()
+
+    def interrupt(self) -> None:
+        """Stop the runs in progress (and take no new ones): see :meth:`Sandbox.interrupt`. A
+        worker gets ``INTERRUPT_WAIT`` seconds to answer, then it is killed."""
+        self.drain()
+        for worker in self._busy:
+            worker.interrupt(INTERRUPT_WAIT)
+        if self._hosted is not None:
+            self._hosted.interrupt()
 
     async def compile_error(self, command: str, *, owner: str = "") -> str | None:
         """:class:`SandboxUnavailableError` when no worker gave an answer."""
@@ -242,8 +272,8 @@ class QuickJSSandbox:
     async def _hosted_pool(self) -> "QuickJSSandbox":
         """The pool of the host workers, started on first use; it shares the host commands."""
         async with self._hosted_lock:
-            if self._closed:
-                raise RuntimeError("the sandbox is closed")
+            if self._closed or self._draining:
+                raise SandboxClosedError("the sandbox is stopping")
             if self._hosted is None:
                 hosted = QuickJSSandbox(
                     self._host_workers,
@@ -290,6 +320,7 @@ class QuickJSSandbox:
             run.started = time.monotonic()  # its wait for a worker is not its time
         # Generous: on a loaded machine a worker may get far less CPU than wall-clock time.
         deadline = limits.timeout * 2 + 3
+        self._busy.add(worker)
         try:
             answer = await worker.call(request, deadline, self.host, run)
         except BaseException as exc:
@@ -297,6 +328,8 @@ class QuickJSSandbox:
             # later, so it cannot serve another request.
             worker.kill()
             self._workers.replace(worker)
+            if isinstance(exc, TimeoutError) and worker.interrupted:
+                raise _killed_at_stop() from None
             if isinstance(exc, TimeoutError):
                 raise WorkerGone(
                     ErrorType.TIMEOUT,
@@ -305,12 +338,16 @@ class QuickJSSandbox:
                     "ignores the CPU limit?): worker killed and respawned",
                 ) from None
             raise
+        finally:
+            self._busy.discard(worker)
         if answer is None:
             # Its stdout is closed, so it is exiting: give it a moment to report why.
             try:
                 returncode = await asyncio.shield(worker.stop(grace=EXIT_GRACE))
             finally:
                 self._workers.replace(worker)
+            if worker.interrupted:
+                raise _killed_at_stop()
             if returncode == -signal.SIGXCPU:  # RLIMIT_CPU of a host-mode run (see worker.py)
                 raise WorkerGone(
                     ErrorType.TIMEOUT,
@@ -322,3 +359,8 @@ class QuickJSSandbox:
             )
         self._workers.release(worker)
         return answer
+
+
+def _killed_at_stop() -> WorkerGone:
+    """The end of a run whose worker was killed after :meth:`QuickJSSandbox.interrupt`."""
+    return WorkerGone(ErrorType.INTERRUPTED, _KILLED["name"], _KILLED["message"])

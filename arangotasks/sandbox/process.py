@@ -14,13 +14,22 @@ from pathlib import Path
 from typing import Any
 
 from arangotasks.models import ErrorType
-from arangotasks.sandbox.base import Limits
-from arangotasks.sandbox.hardening import worker_environment
+from arangotasks.sandbox.base import Limits, interrupted_error
+from arangotasks.sandbox.hardening import STOP_SIGNAL, worker_environment
 from arangotasks.sandbox.host import HostCalls, HostRun
 
 _WORKER_MODULE = "arangotasks.sandbox.worker"
 STARTUP_TIMEOUT = 30.0
 EXIT_GRACE = 1.0
+# The reply to a host call of a run that is being interrupted: it fails the run at once.
+_INTERRUPTED = interrupted_error()
+_INTERRUPTED_REPLY = (
+    json.dumps(
+        {"error": {"name": _INTERRUPTED["name"], "message": _INTERRUPTED["message"]}}
+        | {"fatal": _INTERRUPTED["type"]}
+    ).encode()
+    + b"\n"
+)
 # The folder holding the ``arangotasks`` package, so that workers import this very copy.
 _SOURCE_ROOT = str(Path(__file__).resolve().parents[2])
 
@@ -45,6 +54,24 @@ class WorkerProcess:
 
     def __init__(self, proc: asyncio.subprocess.Process) -> None:
         self.proc = proc
+        self.interrupted = False  # told to stop its run (see interrupt)
+        self._deadline: asyncio.Timeout | None = None  # of the call in progress
+
+    def interrupt(self, within: float) -> None:
+        """Tell the worker to stop its run (the server stops): it answers soon with the run
+        interrupted; the call in progress fails with :class:`TimeoutError` when no answer came
+        within ``within`` seconds. Host calls it makes from now on get an ``interrupted``
+        reply."""
+        self.interrupted = True
+        if self.alive:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.proc.pid, STOP_SIGNAL)
+        timeout = self._deadline
+        if timeout is not None:
+            when = asyncio.get_running_loop().time() + within
+            current = timeout.when()
+            if current is None or when < current:
+                timeout.reschedule(when)
 
     @property
     def alive(self) -> bool:
@@ -67,7 +94,7 @@ class WorkerProcess:
         stdin = self.proc.stdin
         assert stdin is not None
         try:
-            async with asyncio.timeout(deadline):
+            async with asyncio.timeout(deadline) as self._deadline:
                 stdin.write(json.dumps(request).encode() + b"\n")
                 await stdin.drain()
                 line = await self.read_line()
@@ -77,7 +104,10 @@ class WorkerProcess:
                         run.output.extend(call["output"])
                     if host is None:
                         host = HostCalls()  # answers every call with an error
-                    stdin.write(await host.dispatch(run, call["call"], call["args"]))
+                    if self.interrupted:
+                        stdin.write(_INTERRUPTED_REPLY)
+                    else:
+                        stdin.write(await host.dispatch(run, call["call"], call["args"]))
                     await stdin.drain()
                     line = await self.read_line()
             if not line:
@@ -92,6 +122,8 @@ class WorkerProcess:
                 "the worker's answer exceeded the size its limits allow: worker killed and "
                 "respawned",
             ) from None
+        finally:
+            self._deadline = None
         try:
             answer: dict[str, Any] = json.loads(line)
         except ValueError:  # not JSON: out of sync for good

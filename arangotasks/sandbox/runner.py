@@ -12,6 +12,7 @@ from typing import Any
 
 from arangotasks.models import ErrorType
 from arangotasks.sandbox import engine, parse_check
+from arangotasks.sandbox.base import interrupted_error
 from arangotasks.sandbox.watch import CpuWatch
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,8 @@ _DIVERTED |= {"truncated": False, "error": None}
 _BIND_HOST = (
     f"__arangotasks.bindHost({engine.HOST_GLOBAL}); delete globalThis.{engine.HOST_GLOBAL};"
 )
+# The engine's error when a call is interrupted (its time limit, or the server's stop).
+INTERRUPTED = ("InternalError", "interrupted")
 # RLIMIT_CPU, in whole seconds, is the backstop of a host-mode run's CPU watch (watch.py) this
 # much beyond the run's limit.
 _CPU_RLIMIT_SLACK = 1
@@ -97,6 +100,11 @@ class Runner:
         self._timeout = 0.0
         self._fatal: dict[str, str] | None = None
         self._watch = CpuWatch()
+
+    def stop(self) -> None:
+        """The server is stopping: interrupt the run in progress and every later one (each
+        ends as ``interrupted`` with the output it printed so far). From any thread."""
+        self._watch.stop()
 
     def prepare(self) -> None:
         """Free the last request's context and make the next request's (if not made yet)."""
@@ -182,6 +190,8 @@ class Runner:
         if kind == "@arangodb-source":  # prelude_host.js compiles the db bridge's module
             return self._db_source
         try:
+            if self._fatal is None and self._watch.stopping:
+                self._fatal = interrupted_error()
             if self._fatal is None and time.process_time() > self._deadline:
                 self._fatal = _cpu_timeout(self._timeout)
             if self._fatal is not None:
@@ -213,30 +223,8 @@ class Runner:
         else:
             context, start = self._context(request)
         command: str = request["command"]
-        params: str | None = request.get("params")
         try:
-            if start is None:
-                start = context.eval(self._prelude)
-            if host:
-                context.eval(_BIND_HOST)
-            if engine.passable(command) and (params is None or engine.passable(params)):
-                # A float: the binding hands a Python int over as a 32-bit integer.
-                finish = start(command, params, float(request["output"]))
-            else:  # through JSON literals, which carry lone surrogates
-                finish = context.eval(
-                    f"__arangotasks.start({_js(command)}, "
-                    f"{'undefined' if params is None else _js(params)}, {int(request['output'])})"
-                )
-            # The engine's CPU clock restarts with every call: hand each call what is left.
-            while True:
-                remaining = deadline - time.process_time()
-                if remaining <= 0:
-                    raise engine.EngineError("InternalError: interrupted")
-                if not host:
-                    context.set_time_limit(remaining)
-                if not context.run_pending_job():
-                    break
-            text: str = finish()
+            text = self._calls(context, start, request, host=host, deadline=deadline)
             if text.startswith('{"ok":true,') and not text.endswith(',"host":true}'):
                 limit = int(request.get("result", _RESULT_BYTES))
                 # A character is three UTF-8 bytes at most.
@@ -258,6 +246,9 @@ class Runner:
         if "host" in answer:  # it called the host on the fast path: this outcome is void
             return answer
         raw = answer["error"]
+        if self._watch.stopping and (raw["name"], raw["message"]) == INTERRUPTED:
+            answer["error"] = interrupted_error()  # by the server's stop, not its time limit
+            return answer
         error = engine.classify_error(
             raw["name"],
             raw["message"],
@@ -271,6 +262,49 @@ class Runner:
         error["stack"] = cut(stack, request.get("error_stack", _ERROR_TEXT_BYTES))
         answer["error"] = error
         return answer
+
+    def _calls(
+        self,
+        context: engine.Context,
+        start: engine.Function | None,
+        request: dict[str, Any],
+        *,
+        host: bool,
+        deadline: float,
+    ) -> str:
+        """The engine calls of one run: start the command, run its promise jobs, finish (the
+        run's answer as the prelude writes it). The watch may interrupt them (see watch.py)."""
+        command: str = request["command"]
+        params: str | None = request.get("params")
+        self._watch.enter(context)
+        try:
+            if self._watch.stopping:
+                raise engine.EngineError("InternalError: interrupted")
+            if start is None:
+                start = context.eval(self._prelude)
+            if host:
+                context.eval(_BIND_HOST)
+            if engine.passable(command) and (params is None or engine.passable(params)):
+                # A float: the binding hands a Python int over as a 32-bit integer.
+                finish = start(command, params, float(request["output"]))
+            else:  # through JSON literals, which carry lone surrogates
+                finish = context.eval(
+                    f"__arangotasks.start({_js(command)}, "
+                    f"{'undefined' if params is None else _js(params)}, {int(request['output'])})"
+                )
+            # The engine's CPU clock restarts with every call: hand each call what is left.
+            while True:
+                remaining = deadline - time.process_time()
+                if remaining <= 0 or self._watch.stopping:
+                    raise engine.EngineError("InternalError: interrupted")
+                if not host:
+                    context.set_time_limit(remaining)
+                if not context.run_pending_job():
+                    break
+            text: str = finish()
+            return text
+        finally:
+            self._watch.leave()  # before the output is salvaged: that call must not stop
 
     def _context(self, request: dict[str, Any]) -> tuple[engine.Context, engine.Function | None]:
         """The request's context under its limits, and its start function when the prelude

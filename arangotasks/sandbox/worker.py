@@ -1,8 +1,9 @@
 """A sandbox worker process: ``python -m arangotasks.sandbox.worker [--address-space BYTES]``.
 
-Single-threaded. It reads one JSON request per line from stdin and writes one JSON answer per
-line to the original stdout; fd 1 is pointed at stderr so that nothing else can write there.
-The first line it writes is ``{"ready": true, "pid": N}``.
+Runs JavaScript on its main thread only (watch.py's threads never run any). It reads one
+JSON request per line from stdin and writes one JSON answer per line to the original stdout;
+fd 1 is pointed at stderr so that nothing else can write there. The first line it writes is
+``{"ready": true, "pid": N}``.
 
 Requests (limits in seconds and bytes)::
 
@@ -34,6 +35,12 @@ During a host-mode run the worker may write, before its answer, any number of ::
 
 and blocks reading the reply. A ``fatal`` reply (a limit of the run was breached) fails the run
 with that error type whatever the command does next.
+
+Stopping. SIGUSR1 (the server stops, and the run outlasted the shutdown grace) interrupts the
+run in progress and every later one: each answers ``error.type`` "interrupted" with the output
+printed so far (a fast-path call is stopped in the engine, see watch.py; a host-mode run at its
+next host call or promise job; a host-mode busy loop only by the server killing the worker).
+SIGINT and SIGTERM are ignored: they reach the workers with the server's process group.
 """
 
 import argparse
@@ -46,7 +53,7 @@ import sys
 from typing import Any, BinaryIO
 
 from arangotasks.models import ErrorType
-from arangotasks.sandbox import hardening
+from arangotasks.sandbox import hardening, watch
 from arangotasks.sandbox.runner import Runner, load_prelude
 
 log = logging.getLogger(__name__)
@@ -136,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     if checked != _CHECK_ANSWER:
         raise SystemExit(f"sandbox worker: the engine cannot run a command: {checked}")
     runner.prepare()
+    watch.listen_for_stop(runner.stop)
     answers.write(json.dumps({"ready": True, "pid": os.getpid()}).encode() + b"\n")
     answers.flush()
     serve(runner, sys.stdin.buffer, answers)

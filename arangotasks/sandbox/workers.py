@@ -5,6 +5,7 @@ with its worker is the pool's business (pool.py); the process itself is process.
 import asyncio
 import logging
 
+from arangotasks.sandbox.base import SandboxClosedError
 from arangotasks.sandbox.fair import FairQueue
 from arangotasks.sandbox.process import WorkerProcess, start_worker
 
@@ -31,6 +32,7 @@ class WorkerSet:
         self._workers: set[WorkerProcess] = set()
         self._replacing: set[asyncio.Task[None]] = set()
         self._closed = False
+        self._draining = False  # hands out no worker any more (the server stops)
         self.waiting = 0  # acquires waiting for an idle worker (read by the metrics)
         self.spawned = 0  # worker processes started, including replacements
 
@@ -70,20 +72,31 @@ class WorkerSet:
         if self._idle is not None:
             self._idle.put_nowait(None)  # wakes a waiting acquire, which passes it on
 
+    def drain(self) -> None:
+        """Hand out no worker any more: waiting and later :meth:`acquire` calls raise
+        :class:`SandboxClosedError`."""
+        if self._draining:
+            return
+        self._draining = True
+        if self._idle is not None:
+            self._idle.put_nowait(None)  # wakes a waiting acquire, which passes it on
+
     async def acquire(self, owner: str, max_held: int | None) -> WorkerProcess:
         """An idle worker for ``owner`` (fairly, at most ``max_held`` at once); give it back
         with :meth:`done` and then :meth:`release` or :meth:`replace`."""
         if self._idle is None:
             raise RuntimeError("the sandbox is not started")
+        if self._closed or self._draining:
+            raise SandboxClosedError("the sandbox is stopping")
         self.waiting += 1
         try:
             worker = await self._idle.get(owner, max_held)
         finally:
             self.waiting -= 1
-        if self._closed:
+        if self._closed or self._draining:
             self._idle.done(owner)
-            self._idle.put_nowait(worker)
-            raise RuntimeError("the sandbox is closed")
+            self._idle.put_nowait(worker)  # for the next waiting acquire
+            raise SandboxClosedError("the sandbox is stopping")
         if worker is not None and worker.alive:
             return worker
         try:
@@ -134,7 +147,7 @@ class WorkerSet:
         try:
             await worker.ready()
             if self._closed:  # closed while this one started: close() did not see it
-                raise RuntimeError("the sandbox is closed")
+                raise SandboxClosedError("the sandbox is closed")
         except BaseException:
             await self._retire(worker)
             raise
