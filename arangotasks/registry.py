@@ -373,9 +373,13 @@ class Registry(ScheduleMixin):
         """A run that had not started when the server stopped: recorded canceled."""
         run.status = RunStatus.CANCELED
         run.finished_at = time.time()
-        once = task.period_ms is None and task.options.cron is None
-        run.error = canceled_error(once)
-        if once:
+        repeats = task.period_ms is not None or task.options.cron is not None
+        manual = run.trigger is RunTrigger.MANUAL
+        # A timed task whose slot never started runs after the next start (not a retry: the
+        # slot ran once already).
+        reruns = not (repeats or manual) and run.attempt == 1
+        run.error = canceled_error(manual=manual, repeats=repeats, reruns=reruns)
+        if reruns:
             self._unstarted.add(task.id)
         self._finished(run)
 

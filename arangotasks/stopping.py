@@ -38,9 +38,21 @@ async def stop_runs(active: set[asyncio.Task[None]], sandbox: Sandbox, grace: fl
     await asyncio.gather(*active, return_exceptions=True)
 
 
-def canceled_error(once: bool) -> dict[str, str]:
-    """The error of a run that had not started when the server stopped (status canceled)."""
-    later = "the task runs after the next start" if once else "its schedule goes on"
+def canceled_error(*, manual: bool, repeats: bool, reruns: bool) -> dict[str, str]:
+    """The error of a run that had not started when the server stopped (status canceled).
+
+    :param manual: a manual run (it is not made again).
+    :param repeats: the task is periodic or cron (its schedule goes on after the next start).
+    :param reruns: a timed task's first attempt: the task runs after the next start.
+    """
+    if manual:
+        later = "ask for it again after the next start"
+    elif reruns:
+        later = "the task runs after the next start"
+    elif repeats:
+        later = "the task's schedule goes on after the next start"
+    else:
+        later = "no further retry"
     return {
         "type": ErrorType.INTERRUPTED.value,
         "name": "Interrupted",

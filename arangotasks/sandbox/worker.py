@@ -53,7 +53,7 @@ import sys
 from typing import Any, BinaryIO
 
 from arangotasks.models import ErrorType
-from arangotasks.sandbox import hardening, watch
+from arangotasks.sandbox import engine, hardening, watch
 from arangotasks.sandbox.runner import Runner, load_prelude
 
 log = logging.getLogger(__name__)
@@ -143,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     if checked != _CHECK_ANSWER:
         raise SystemExit(f"sandbox worker: the engine cannot run a command: {checked}")
     runner.prepare()
+    if not engine.interrupt_supported():  # checked here, not first at a stop
+        log.warning("sandbox worker: the engine cannot be interrupted; a stop kills the worker")
     watch.listen_for_stop(runner.stop)
     answers.write(json.dumps({"ready": True, "pid": os.getpid()}).encode() + b"\n")
     answers.flush()
