@@ -28,7 +28,7 @@ _MIN_STACK = 64 * 1024
 # running call stops at the handler's next check, as at its time limit. The object, in 8-byte
 # words on 64-bit Linux: PyObject_HEAD (2), runtime, context, has_time_limit (an int, padded),
 # time_limit, thread_state, InterruptData.start, InterruptData.limit. interrupt_supported()
-# checks this on the binding in use (tests/unit/test_engine_interrupt.py fails when a new
+# checks this on the binding in use (tests/unit/test_sandbox_stop.py fails when a new
 # binding changes it; the worker then falls back to being killed, see pool.py).
 _HAS_TIME_LIMIT_WORD = 4
 _TIME_LIMIT_WORD = 5
