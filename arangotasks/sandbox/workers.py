@@ -86,8 +86,7 @@ class WorkerSet:
         with :meth:`done` and then :meth:`release` or :meth:`replace`."""
         if self._idle is None:
             raise RuntimeError("the sandbox is not started")
-        if self._closed or self._draining:
-            raise SandboxClosedError("the sandbox is stopping")
+        self._check_open()
         self.waiting += 1
         try:
             worker = await self._idle.get(owner, max_held)
@@ -96,7 +95,7 @@ class WorkerSet:
         if self._closed or self._draining:
             self._idle.done(owner)
             self._idle.put_nowait(worker)  # for the next waiting acquire
-            raise SandboxClosedError("the sandbox is stopping")
+            self._check_open()
         if worker is not None and worker.alive:
             return worker
         try:
@@ -107,6 +106,12 @@ class WorkerSet:
             self._idle.done(owner)
             self.release(None)
             raise
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise SandboxClosedError("the sandbox is closed")
+        if self._draining:
+            raise SandboxClosedError("the sandbox is stopping")
 
     def done(self, owner: str) -> None:
         """``owner``'s use of a worker ended (its share of the pool is free again)."""
