@@ -106,7 +106,7 @@ def test_runs_beyond_the_grace_are_recorded_interrupted_before_the_exit(make_ser
     assert page["results"][0]["result"] == "later"
 
 
-def test_ctrl_c_to_the_process_group_stops_the_server_not_its_workers(make_server, tmp_path):
+def test_ctrl_c_to_the_process_group_stops_the_server_not_its_workers(tmp_path):
     """A terminal's Ctrl-C (and systemd) signal the server's whole process group: the workers
     ignore it, so the run in progress finishes within the grace instead of crashing."""
     server = ServerProcess(tmp_path / "data", ARANGOTASKS_SHUTDOWN_GRACE="30")
