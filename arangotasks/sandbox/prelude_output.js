@@ -14,7 +14,8 @@
  * A host call (the first require of a module of prelude_host.js, or fetch) on the fast path sets
  * "host": true in the reply and throws: the worker runs the command again in host mode. In host
  * mode the first one compiles prelude_host.js, whose source the host function hands over.
- * It returns {write, require, fetch, timer, await, fail, describe, __arangotasks_outcome, output}.
+ * It returns {write, require, fetch, timer, await, fail, describe, limit, preload,
+ * __arangotasks_outcome, output}.
  *
  * Output lines are formatted roughly like arangosh: strings as they are, objects and arrays as
  * JSON (a repeated object as "[Circular]"), errors as "Name: message", functions as
@@ -247,6 +248,13 @@
     },
     fail,
     describe,
+    // A context prepared ahead (host mode) loads this before its run knows its output limit.
+    limit(bytes) {
+      limit = bytes;
+    },
+    preload() {
+      hostMachinery();
+    },
     // The reply's fields for a run that awaited or failed. An error made here has no stack: the
     // worker cuts stacks at a frame named __arangotasks_*.
     __arangotasks_outcome() {

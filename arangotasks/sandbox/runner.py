@@ -41,6 +41,8 @@ _DIVERTED |= {"truncated": False, "error": None}
 _BIND_HOST = (
     f"__arangotasks.bindHost({engine.HOST_GLOBAL}); delete globalThis.{engine.HOST_GLOBAL};"
 )
+# A host-mode context prepared ahead also compiles its host machinery before the request.
+_PRELOAD_HOST = _BIND_HOST + "__arangotasks.preload();"
 # The engine's error when a call is interrupted (its time limit, or the server's stop).
 INTERRUPTED = ("InternalError", "interrupted")
 # RLIMIT_CPU, in whole seconds, is the backstop of a host-mode run's CPU watch (watch.py) this
@@ -77,8 +79,10 @@ class Runner:
 
     :meth:`prepare`, which :func:`serve` calls between requests, moves the context's own costs
     off the request's path: it frees the last request's context and makes the next one (a new
-    context with the prelude evaluated, used by no earlier request). Without it a request makes
-    its context itself.
+    context with the prelude evaluated, used by no earlier request), of the mode the last
+    request ran in: after a host-mode run, one with the host function bound and prelude_output.js
+    and prelude_host.js compiled (most of a host-mode run's cost; host workers run nothing else).
+    Without it a request makes its context itself.
     """
 
     def __init__(
@@ -94,6 +98,8 @@ class Runner:
         self._link = link
         # The next request's context and the prelude's start function in it.
         self._next: tuple[engine.Context, engine.Function] | None = None
+        self._next_host: tuple[engine.Context, engine.Function] | None = None  # host mode's
+        self._last_host = False  # the last request ran in host mode
         self._spent: engine.Context | None = None
         # The host-mode run in progress: its CPU deadline, and the fatal error a reply set.
         self._deadline = 0.0
@@ -109,6 +115,10 @@ class Runner:
     def prepare(self) -> None:
         """Free the last request's context and make the next request's (if not made yet)."""
         self._spent = None
+        if self._last_host:
+            if self._next_host is None:
+                self._next_host = self._prepared_host()
+            return
         if self._next is None:
             context = self._new_context(_PREPARE_MEMORY, _PREPARE_STACK, _PREPARE_SECONDS)
             try:
@@ -116,6 +126,17 @@ class Runner:
             except engine.EngineError:
                 return  # the request makes its own context, and reports the failure
             self._next = context, start
+
+    def _prepared_host(self) -> tuple[engine.Context, engine.Function] | None:
+        """A host-mode context with its machinery compiled (``None``: the request makes its
+        own, and reports the failure). No engine time limit: this is the worker's own code."""
+        context = self._new_context(_PREPARE_MEMORY, _PREPARE_STACK, None, host=self._host_call)
+        try:
+            start = context.eval(self._prelude)
+            context.eval(_PRELOAD_HOST)
+        except engine.EngineError:
+            return None
+        return context, start
 
     def answer(self, request: dict[str, Any]) -> str:
         """The answer to a compile or run request as JSON text (a successful run's is the
@@ -148,12 +169,14 @@ class Runner:
     def _run(self, request: dict[str, Any]) -> str | dict[str, Any]:
         """The answer to a run: JSON text when it succeeded, else a dict. A run that calls the
         host on the fast path runs again in host mode."""
+        self._last_host = False
         if not request.get("host"):
             answer = self._attempt(request, host=False)
             if isinstance(answer, str) or "host" not in answer:
                 return answer
             if request.get("divert"):  # the parent runs it on workers kept for host calls
                 return _DIVERTED
+        self._last_host = True
         answer = self._host_run(request)
         if isinstance(answer, str):
             return '{"host":true,' + answer[1:]
@@ -216,12 +239,7 @@ class Runner:
         timeout = float(request["timeout"])
         memory = int(request["memory"])
         deadline = time.process_time() + timeout
-        if host:
-            context = self._new_context(memory, int(request["stack"]), None, host=self._host_call)
-            self._spent = context
-            start: engine.Function | None = None
-        else:
-            context, start = self._context(request)
+        context, start = self._host_context(request) if host else self._context(request)
         command: str = request["command"]
         try:
             text = self._calls(context, start, request, host=host, deadline=deadline)
@@ -282,8 +300,8 @@ class Runner:
                 raise engine.EngineError("InternalError: interrupted")
             if start is None:
                 start = context.eval(self._prelude)
-            if host:
-                context.eval(_BIND_HOST)
+                if host:
+                    context.eval(_BIND_HOST)
             if engine.passable(command) and (params is None or engine.passable(params)):
                 # A float: the binding hands a Python int over as a 32-bit integer.
                 finish = start(command, params, float(request["output"]))
@@ -317,6 +335,20 @@ class Runner:
         else:
             context, start = prepared
             context.set_limits(memory_bytes=memory, stack_bytes=stack, time_limit=float(timeout))
+        self._spent = context  # freed by the next prepare(), after the answer went out
+        return context, start
+
+    def _host_context(
+        self, request: dict[str, Any]
+    ) -> tuple[engine.Context, engine.Function | None]:
+        """As :meth:`_context`, in host mode: no engine time limit, the host function bound."""
+        memory, stack = int(request["memory"]), int(request["stack"])
+        prepared, self._next_host = self._next_host, None
+        if prepared is None:
+            context, start = self._new_context(memory, stack, None, host=self._host_call), None
+        else:
+            context, start = prepared
+            context.set_limits(memory_bytes=memory, stack_bytes=stack, time_limit=None)
         self._spent = context  # freed by the next prepare(), after the answer went out
         return context, start
 
