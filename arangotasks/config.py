@@ -137,8 +137,9 @@ class Settings(BaseSettings):
     http_allow: str = ""  # comma-separated host, host:port, *.domain, IP/CIDR; "" = no HTTP
     http_max_requests: int = Field(default=100, ge=0)  # per run, redirect hops included
     http_max_response_mb: float = Field(default=10.0, gt=0)
-    # Workers of their own for commands that call out (started on first use); 0 = share.
-    http_workers: int = Field(default=2, ge=0)
+    # Workers of their own for commands that call out (started on first use); 0 = share. More
+    # than the cores: a run that calls out spends most of its time waiting on the remote.
+    http_workers: int = Field(default=4, ge=0)
 
     # Fairness and quotas (per user: the users file may override each; superusers are exempt
     # from these defaults, not from their own overrides)
