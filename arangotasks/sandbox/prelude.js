@@ -30,7 +30,8 @@
  * The worker drives a run through the frozen global __arangotasks:
  *   bindHost(fn)      host mode: the host function (once, before the command starts)
  *   preload()         host mode: compile prelude_output.js and prelude_host.js before the run
- *                     (a worker preparing its next host-mode context does it ahead of the request)
+ *                     (a worker preparing its next host-mode context does it ahead of the request;
+ *                     start then hands the machinery the run's output limit)
  *   compile(command)  new Function("params", command), throwing SyntaxError when it does not compile
  *   start(command, paramsJson, outputLimit)  compile the command and call it with the params
  *     (paramsJson null or undefined: no params); returns finish
@@ -160,7 +161,7 @@
     if (started) throw new ErrorCtor("__arangotasks.start runs once per context");
     started = true;
     limit = outputLimit;
-    if (machinery) machinery.limit(outputLimit); // loaded ahead (see preload)
+    if (machinery) machinery.limit(outputLimit);
     try {
       const fn = __arangotasks_compile(command);
       result = fn(paramsJson == null ? undefined : builtins[1](paramsJson));
@@ -192,7 +193,6 @@
     bindHost(fn) {
       hostFunction = hostFunction || fn;
     },
-    // Host mode, ahead of the run: compile prelude_output.js and the host modules now.
     preload() {
       if (hostFunction) load().preload();
     },

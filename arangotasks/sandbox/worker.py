@@ -107,6 +107,10 @@ def serve(runner: Runner, requests: BinaryIO, answers: BinaryIO) -> None:
             text = json.dumps(answer)
         answers.write(text.encode() + b"\n")
         answers.flush()
+        # Let the server, which that answer woke, read it before this worker spends a
+        # millisecond or two of CPU preparing the next context: on a busy machine it otherwise
+        # waited behind the preparation (1.5-2.4 ms more per run, measured; 0.4 ms with this).
+        os.sched_yield()
         try:
             runner.prepare()
         except Exception:  # the next request makes its own context (and meets the problem)
