@@ -103,6 +103,15 @@ class Settings(BaseSettings):
     history_max_pending: int = Field(default=10_000, ge=1)
     history_batch: int = Field(default=1_000, ge=1)
 
+    # Several nodes on one PostgreSQL (arangotasks/claims.py, README "Several nodes")
+    node_id: str | None = Field(default=None, min_length=1, max_length=128)  # None: generated
+    node_address: str | None = None  # shown in /_api/nodes; None: this host's name and port
+    cluster_lease: float = Field(default=3.0, gt=0)  # seconds a node's claims outlive it
+    cluster_poll: float = Field(default=0.25, gt=0)  # seconds between claims of due tasks
+    cluster_ahead: float = Field(default=1.0, gt=0)  # tasks due within it are claimed
+    cluster_claim_batch: int = Field(default=500, ge=1)  # tasks claimed per poll at most
+    cluster_fence: bool = True  # test-only: False turns the occurrence fence off (a control)
+
     # HTTP
     max_body_mb: float = Field(default=8.0, gt=0)
 
@@ -174,7 +183,8 @@ class Settings(BaseSettings):
             "operation_timeout": self.pg_operation_timeout,
             "statement_timeout": self.pg_statement_timeout,
             "keepalive_idle": self.pg_keepalive_idle,
-            "exclusive": True,  # one server per database until several nodes are safe
+            # A node paused inside a transaction must not hold its row locks for the pause.
+            "idle_in_transaction_timeout": self.cluster_lease,
         }
 
     def limits(self, timeout: float | None = None) -> Limits:

@@ -39,10 +39,18 @@ class History:
         self._wake = asyncio.Event()
         self._loops: list[asyncio.Task[None]] = []
 
-    async def start(self) -> int:
-        """Recover runs a crash interrupted; return how many were marked failed."""
-        self._next_uid = await self._store.max_run_uid() + 1
-        recovered = await self._store.fail_unfinished_runs(time.time(), CRASH_ERROR)
+    async def start(self, *, shared: bool = False) -> int:
+        """Recover runs a crash interrupted; return how many were marked failed. A ``shared``
+        store (several nodes) numbers runs itself and leaves recovery to ``claims.py``: other
+        nodes' runs in progress are not crashes."""
+        recovered = 0
+        if shared and not self._enabled:
+            # The run rows are the occurrence fence of several nodes: they are kept.
+            log.warning("ARANGOTASKS_HISTORY=false is ignored: several nodes keep run records")
+            self._enabled = True
+        if not shared:
+            self._next_uid = await self._store.max_run_uid() + 1
+            recovered = await self._store.fail_unfinished_runs(time.time(), CRASH_ERROR)
         if recovered:
             log.warning(
                 "marked %d run(s) interrupted by the last stop as failed (crash)", recovered
@@ -82,9 +90,26 @@ class History:
         status: RunStatus,
         attempt: int = 1,
     ) -> Run:
+        """A new run record numbered by this process (a store of one server)."""
+        run = self.build_run(task, trigger, scheduled_at, status=status, attempt=attempt)
+        run.uid = self._next_uid
+        self._next_uid += 1
+        self.touch(run)
+        return run
+
+    @staticmethod
+    def build_run(
+        task: Task,
+        trigger: RunTrigger,
+        scheduled_at: float,
+        *,
+        status: RunStatus,
+        attempt: int = 1,
+    ) -> Run:
+        """A run record without its uid, not recorded yet."""
         now = time.time()
-        run = Run(
-            uid=self._next_uid,
+        return Run(
+            uid=0,
             task_id=task.id,
             task_name=task.name,
             database=task.database,
@@ -96,9 +121,6 @@ class History:
             attempt=attempt,
             revision=task.revision,
         )
-        self._next_uid += 1
-        self.touch(run)
-        return run
 
     def touch(self, run: Run) -> None:
         """Mark a run record changed; it reaches the store with the next flush. While the store

@@ -190,6 +190,7 @@ class Run:
     requests: list[dict[str, Any]] = field(default_factory=list)  # outbound HTTP, in order
     attempt: int = 1  # 2, 3, ... for retries of the same slot (same scheduled_at)
     revision: int = 1  # the task's revision that ran
+    node: str | None = None  # the id of the node that ran it (None: recorded before v3)
 
 
 @dataclass(slots=True)

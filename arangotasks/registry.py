@@ -1,12 +1,11 @@
-"""The task registry: joins the store (truth), the scheduler (timing), the sandbox (execution)
-and the history (run records). Every create and delete is written to the store before it is
-acknowledged; the in-memory map and the scheduler follow the store, never lead it."""
+"""The task registry: joins the catalog (tasks, ``catalog.py``), the claims (which slots run on
+this node, ``claims.py``), the scheduler (timing), the run path (``runpath.py``), the sandbox
+and the history. Every create and delete is written to the store before it is acknowledged;
+the cache and the scheduler follow the store, never lead it."""
 
 import asyncio
 import contextlib
-import dataclasses
 import functools
-import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -14,24 +13,27 @@ from collections.abc import AsyncIterator, Callable
 from arangotasks import schedule
 from arangotasks.auth import Principal
 from arangotasks.batching import GroupWriter
+from arangotasks.catalog import Catalog
+from arangotasks.claims import Claims, ClusterClaims, LocalClaims
 from arangotasks.config import AccessConfig, Misfire, Settings
 from arangotasks.errors import ArangoError, ErrorCode, StoreUnavailableError
 from arangotasks.history import History
 from arangotasks.manual import ManualQueue
-from arangotasks.models import ErrorType, Run, RunOutcome, RunStatus, RunTrigger, Task, dumps
+from arangotasks.membership import Membership, node_identity
+from arangotasks.models import Run, RunStatus, RunTrigger, Task
+from arangotasks.peers import PeerEvents, shared_store
 from arangotasks.quotas import Allowance, Usage, allowance
-from arangotasks.runlog import log_run
-from arangotasks.sandbox.base import Sandbox, SandboxClosedError
+from arangotasks.runpath import RunPath
+from arangotasks.sandbox.base import Sandbox
 from arangotasks.scheduler import JobScheduler
 from arangotasks.slots import ScheduleMixin
-from arangotasks.stopping import canceled_error, stop_runs
+from arangotasks.stopping import stop_runs
 from arangotasks.store.base import TaskStore
+from arangotasks.store.cluster_rows import Admission
 from arangotasks.validation import TaskSpec
 from arangotasks.vault import Vault
 
 log = logging.getLogger(__name__)
-
-MARK_FIRED_RETRY = 1.0
 
 
 def _now_us() -> float:
@@ -39,27 +41,7 @@ def _now_us() -> float:
     return time.time_ns() // 1000 / 1e6
 
 
-def _readable(outcome: RunOutcome) -> RunOutcome:
-    """A result the engine could serialise but Python cannot read back (nested deeper than its
-    recursion limit) would break every page of the runs API: record it as a failed run."""
-    # Nesting needs two characters a level: a short text cannot reach the limit (~1,000), and
-    # most results are short, so they skip the second parse on the run path.
-    if outcome.result_json is None or len(outcome.result_json) < 1000:
-        return outcome
-    try:
-        json.loads(outcome.result_json)
-    except RecursionError:
-        error = {
-            "type": ErrorType.RESULT.value,
-            "name": "RangeError",
-            "message": "the returned value is nested too deeply",
-            "stack": "",
-        }
-        return RunOutcome(ok=False, output=outcome.output, error=error, requests=outcome.requests)
-    return outcome
-
-
-class Registry(ScheduleMixin):
+class Registry(ScheduleMixin, RunPath, PeerEvents):
     """Registered tasks of every database; owns the lifecycle of store, sandbox and scheduler."""
 
     def __init__(
@@ -73,15 +55,28 @@ class Registry(ScheduleMixin):
         self.sandbox = sandbox
         self.settings = settings
         self._access = access  # the users' own limits (None: the settings' defaults only)
-        self._usage = Usage()  # tasks and bytes per owner, for the quotas
         self._manual = ManualQueue(
             settings.max_queued_manual_runs, settings.max_queued_manual_runs_per_task
         )
         self.history = History(store, settings)
         self.vault = Vault(store, settings)
+        shared = shared_store(store)
+        self._shared = shared is not None
+        self.catalog = Catalog(store, Usage(), shared, self._gone)
+        self.node_id, address = node_identity(settings)
+        self.started_at = time.time()
+        self.membership: Membership | None = None
+        self.claims: Claims
+        if shared is not None:
+            cluster = ClusterClaims(shared, self.history, settings, self.node_id)
+            self.claims = self._cluster = cluster
+            listen_dsn = getattr(getattr(store, "_inner", store), "dsn", None)
+            self.membership = Membership(
+                shared, cluster, settings, self.node_id, address, listen_dsn
+            )
+        else:
+            self.claims = LocalClaims(self.history, self.node_id)
         self._scheduler = JobScheduler()
-        self._tasks: dict[str, Task] = {}
-        self._api_json: dict[str, str] = {}
         self._run_locks: dict[str, asyncio.Lock] = {}
         self._write_locks: dict[str, asyncio.Lock] = {}
         self._active: set[asyncio.Task[None]] = set()
@@ -103,19 +98,24 @@ class Registry(ScheduleMixin):
     async def start(self) -> None:
         await self.store.open()
         await self.sandbox.start()
-        await self.history.start()
+        await self.history.start(shared=self._shared)
         started = time.time()
         stale: list[Task] = []
         # Jobs added before the scheduler starts are queued without a wake-up each.
         for task in await self.store.load_tasks():
-            self._tasks[task.id] = task
-            self._usage.add_task(task)
-            if not self._schedule_loaded(task, started):
+            self.catalog.add(task)
+            # Several nodes: a task is armed when this node claims it (claims.py).
+            if not self._shared and not self._schedule_loaded(task, started):
                 stale.append(task)
         self._scheduler.start()
         for task in stale:
             await self._forget(task)
-        log.info("loaded %d task(s) in %.3f s", len(self._tasks), time.time() - started)
+        if self.membership is not None:
+            await self.membership.start(self._news)
+            await self._cluster.start(self._adopt, self._lost, self._revised)
+        log.info(
+            "node %s: loaded %d task(s) in %.3f s", self.node_id, len(self), time.time() - started
+        )
 
     async def close(self) -> None:
         """A normal stop loses nothing: nothing new starts, and runs waiting for a worker are
@@ -127,18 +127,24 @@ class Registry(ScheduleMixin):
         self._scheduler.shutdown()
         for writer in (self._inserts, self._mark_fired, self._delete_fired):
             await writer.wait_idle()
+        if self.membership is not None:
+            await self._cluster.close()
         await self.history.close()
+        if self.membership is not None:
+            await self.membership.close()  # after the last records: the leases go last
         await self.store.close()
 
     def _schedule_loaded(self, task: Task, now: float) -> bool:
-        """Re-arm a task read from the store; ``False`` when it must be dropped instead."""
+        """Arm a task read from the store (or claimed); ``False`` when it must be dropped."""
         due = task.next_run_at
         if due is None:
             # A timed task marked fired before the stop: it ran (or crashed) and is done.
             return False
         if not task.options.enabled:
             return True  # paused: kept, never armed
-        if due >= now or self._misfire(task) is Misfire.RUN_ONCE:
+        # A claim comes a little late when its holder died: that is not a missed slot.
+        grace = self.settings.cluster_lease + self.settings.cluster_poll if self._shared else 0
+        if due >= now - grace or self._misfire(task) is Misfire.RUN_ONCE:
             self._schedule(task, max(due, now))
             return True
         # Misfire policy "skip": record the missed slot and wait for the next one.
@@ -147,7 +153,7 @@ class Registry(ScheduleMixin):
         if at is None:
             return False
         task.next_run_at = at
-        self.history.note_next_run(task.id, at)
+        self.claims.next_run(task, at)
         self._schedule(task, at)
         return True
 
@@ -158,29 +164,27 @@ class Registry(ScheduleMixin):
 
     def check_quota(self, owner: str, command: str, params_json: str | None) -> None:
         """403/32 when one more such task would exceed a quota of ``owner``."""
-        self._usage.check(owner, command, params_json, self.allowance(owner))
+        self.catalog.usage.check(owner, command, params_json, self.allowance(owner))
 
     # --- reads ---------------------------------------------------------------------------
     def get(self, task_id: str, principal: Principal) -> Task:
-        task = self._tasks.get(task_id)
-        if task is None or not principal.may_see(task.owner):
-            raise ArangoError(ErrorCode.TASK_NOT_FOUND)
-        return task
+        return self.catalog.get(task_id, principal)
+
+    async def lookup(self, task_id: str, principal: Principal) -> Task:
+        """A task as the store has it now (other nodes' writes included)."""
+        return await self.catalog.lookup(task_id, principal)
+
+    async def listing(self, principal: Principal) -> list[Task]:
+        return await self.catalog.listing(principal)
 
     def api_json(self, task: Task) -> str:
-        """The task object as JSON text, cached: a task never changes what it shows."""
-        text = self._api_json.get(task.id)
-        if text is None:
-            text = self._api_json[task.id] = dumps(task.to_api())
-        return text
+        return self.catalog.api_json(task)
 
     def visible(self, principal: Principal) -> list[Task]:
-        if principal.superuser:
-            return list(self._tasks.values())
-        return [t for t in self._tasks.values() if t.owner == principal.name]
+        return self.catalog.visible(principal)
 
     def __len__(self) -> int:
-        return len(self._tasks)
+        return len(self.catalog)
 
     def scheduled(self) -> int:
         """Pending fire times in the scheduler (tasks not running right now)."""
@@ -206,13 +210,13 @@ class Registry(ScheduleMixin):
         """Store, then schedule a new task (§1.4 steps 14-15)."""
         if spec.id == "":
             raise ArangoError(ErrorCode.TASK_INVALID_ID)
+        usage = self.catalog.usage
         for _attempt in range(5):
             task_id = spec.id if spec.id is not None else self._new_tick()
-            created = _now_us()
             task = Task(
                 id=task_id,
                 name=spec.name,
-                created=created,
+                created=_now_us(),
                 command=spec.command,
                 database=database,
                 owner=owner,
@@ -230,21 +234,27 @@ class Registry(ScheduleMixin):
             task.next_run_at = first
             async with self._write_lock(task_id):
                 # Counted before the store write, so that concurrent creates share the quota.
-                self._usage.reserve(owner, spec.command, spec.params_json, self.allowance(owner))
+                usage.reserve(owner, spec.command, spec.params_json, self.allowance(owner))
                 try:
                     inserted = await self._inserts.submit(task)
                 except BaseException:
-                    self._usage.release_task(task)
+                    usage.release_task(task)
                     raise
                 if not inserted:
-                    self._usage.release_task(task)
+                    usage.release_task(task)
                     if spec.id is not None:
                         raise ArangoError(ErrorCode.TASK_DUPLICATE_ID)
                     continue  # a client chose an id that equals our tick: take the next one
-                self._tasks[task_id] = task
-                self._schedule(task, first)
+                self.catalog.add(task, counted=True)  # by the reservation above
+                if self._shared:
+                    self.claims.wake()  # claimed (and armed) by the next poll, at once
+                else:
+                    self._schedule(task, first)
             return task
         raise ArangoError(ErrorCode.INTERNAL, "could not allocate a task id")
+
+    async def _mark_fired_write(self, task: Task) -> None:
+        await self._mark_fired.submit(task.id)
 
     async def _write_fired_marks(self, task_ids: list[str]) -> list[None]:
         await self.store.set_next_runs([(task_id, None) for task_id in task_ids])
@@ -256,19 +266,21 @@ class Registry(ScheduleMixin):
 
     async def delete(self, task_id: str, principal: Principal) -> None:
         """Unregister a task: no future runs; a run in progress finishes (§1.5)."""
-        task = self.get(task_id, principal)
+        task = await self.lookup(task_id, principal)
         async with self._write_lock(task_id):
-            if self._tasks.get(task_id) is not task:
+            if not self.catalog.holds(task):
                 raise ArangoError(ErrorCode.TASK_NOT_FOUND)
-            await self.store.delete_task(task_id)
+            if not await self.store.delete_task(task_id) and self._shared:
+                self._gone(task)
+                self.catalog.remove(task)
+                raise ArangoError(ErrorCode.TASK_NOT_FOUND)  # another node deleted it first
             self._drop(task)
+        await self._tell("d", task_id)
 
     def _drop(self, task: Task) -> None:
-        if self._tasks.get(task.id) is task:
-            del self._tasks[task.id]
-            self._api_json.pop(task.id, None)
-            self._usage.release_task(task)
+        self.catalog.remove(task)
         self._scheduler.cancel(task.id)
+        self.claims.forget(task.id)
         self.history.forget_next_run(task.id)
         lock = self._run_locks.get(task.id)
         if lock is not None and not lock.locked():
@@ -277,7 +289,7 @@ class Registry(ScheduleMixin):
     async def _forget(self, task: Task) -> None:
         """Remove a timed task after its single run."""
         async with self._write_lock(task.id):
-            if self._tasks.get(task.id) is not task:
+            if not self.catalog.holds(task):
                 return
             try:
                 await self._delete_fired.submit(task.id)
@@ -285,6 +297,7 @@ class Registry(ScheduleMixin):
                 # It is marked fired in the store, so the next start drops it anyway.
                 log.warning("task %s: could not delete after its run: %s", task.id, exc)
             self._drop(task)
+        await self._tell("d", task.id)
 
     # --- runs ----------------------------------------------------------------------------
     def _period_seconds(self, task: Task) -> float:
@@ -299,63 +312,21 @@ class Registry(ScheduleMixin):
         fire_at = schedule.jittered(task.options, at)
         self._scheduler.schedule(task.id, fire_at, functools.partial(self._fire, task))
 
-    async def _fire(self, task: Task) -> None:
-        if self._tasks.get(task.id) is not task:
-            return  # deleted after this fire time was taken
-        current = asyncio.current_task()
-        assert current is not None
-        self._active.add(current)
-        try:
-            await self._fire_once(task)
-        except asyncio.CancelledError:
-            if not self._stopping.is_set():
-                raise
-            # Cancelled by close() after every wait: no traceback for a normal stop.
-            log.warning("task %s: run abandoned at stop", task.id)
-        finally:
-            self._active.discard(current)
-
-    async def _fire_once(self, task: Task) -> None:
-        scheduled_at = task.next_run_at if task.next_run_at is not None else time.time()
-        if task.options.cron is not None:
-            await self._fire_slot(task, scheduled_at)
-            return
-        if task.period_ms is None:
-            # Written before the run starts, so that a timed task never runs twice (§1.6).
-            try:
-                await self._mark_fired.submit(task.id)
-            except StoreUnavailableError as exc:
-                log.warning("task %s: store unavailable, run postponed: %s", task.id, exc)
-                self._schedule(task, time.time() + MARK_FIRED_RETRY)
-                return
-            task.next_run_at = None
-        await self._attempts(task, scheduled_at)
-        if self._tasks.get(task.id) is not task:
-            return
-        if task.period_ms is None and self._stopping.is_set() and not self._ran(task):
-            # Canceled at the stop before it started: it never ran, so it runs after the next
-            # start (still at most once).
-            task.next_run_at = scheduled_at
-            self.history.note_next_run(task.id, scheduled_at)
-            return
-        if task.period_ms is not None:
-            # Fixed delay: the next run is one period after this one finished (§1.6).
-            at = schedule.after_run(task, time.time(), self._period_seconds(task))
-            if at is None:  # past endAt: finished
-                await self._forget(task)
-                return
-            task.next_run_at = at
-            self.history.note_next_run(task.id, at)
-            self._schedule(task, at)
-        else:
-            await self._forget(task)
-
-    def run_now(self, task_id: str, principal: Principal) -> Run:
+    async def run_now(self, task_id: str, principal: Principal) -> Run:
         """Start a manual run outside the schedule; the schedule is unchanged. 429/21003 when
         too many manual runs of this task, or of all tasks, wait to start."""
-        task = self.get(task_id, principal)
+        task = await self.lookup(task_id, principal)
         self._manual.admit(task.id)
-        run = self.history.new_run(task, RunTrigger.MANUAL, time.time(), status=RunStatus.ENQUEUED)
+        try:
+            run = await self.claims.admit(
+                task, RunTrigger.MANUAL, time.time(), RunStatus.ENQUEUED, 1
+            )
+        except BaseException:
+            self._manual.leaver(task.id)()
+            raise
+        if not isinstance(run, Run):  # deleted on another node meanwhile
+            self._manual.leaver(task.id)()
+            raise ArangoError(ErrorCode.TASK_NOT_FOUND)
         job = asyncio.create_task(self._execute_manual(task, run), name=f"manual-run-{run.uid}")
         self._active.add(job)
         job.add_done_callback(self._active.discard)
@@ -369,95 +340,5 @@ class Registry(ScheduleMixin):
         finally:
             left()
 
-    def _cancel_at_stop(self, task: Task, run: Run) -> None:
-        """A run that had not started when the server stopped: recorded canceled."""
-        run.status = RunStatus.CANCELED
-        run.finished_at = time.time()
-        repeats = task.period_ms is not None or task.options.cron is not None
-        manual = run.trigger is RunTrigger.MANUAL
-        # A timed task whose slot never started runs after the next start (not a retry: the
-        # slot ran once already).
-        reruns = not (repeats or manual) and run.attempt == 1
-        run.error = canceled_error(manual=manual, repeats=repeats, reruns=reruns)
-        if reruns:
-            self._unstarted.add(task.id)
-        self._finished(run)
 
-    def _ran(self, task: Task) -> bool:
-        """Whether the last slot of ``task`` started (it was not canceled at the stop)."""
-        if task.id in self._unstarted:
-            self._unstarted.discard(task.id)
-            return False
-        return True
-
-    def _finished(self, run: Run) -> None:
-        self.history.touch(run)
-        for listener in self.run_listeners:
-            listener(run)
-
-    async def _execute(
-        self, task: Task, run: Run, on_start: Callable[[], None] | None = None
-    ) -> None:
-        lock = self._run_locks.setdefault(task.id, asyncio.Lock())
-        async with lock:  # runs of one task never overlap
-            if self._tasks.get(task.id) is not task:
-                run.status = RunStatus.CANCELED
-                run.finished_at = time.time()
-                self._finished(run)
-                return
-            if self._stopping.is_set():
-                self._cancel_at_stop(task, run)
-                return
-
-            def started() -> None:  # a worker took the run: its wait for one is not its time
-                run.status = RunStatus.PROCESSING
-                run.started_at = time.time()
-                self.history.touch(run)
-                if on_start is not None:
-                    on_start()
-
-            limits = self._default_limits
-            allowed = self.allowance(task.owner)
-            # The owner's maximum applies at run time too: to the default timeout, and to
-            # tasks stored before the owner's maximum was lowered.
-            timeout = min(task.timeout or limits.timeout, allowed.max_timeout)
-            if timeout != limits.timeout:
-                limits = dataclasses.replace(limits, timeout=timeout)
-            try:
-                outcome = await self.sandbox.run(
-                    task.command,
-                    task.params_json,
-                    limits,
-                    label=task.id,
-                    on_start=started,
-                    database=task.database,
-                    owner=task.owner,
-                    max_concurrent=allowed.max_runs,
-                )
-            except SandboxClosedError:
-                if not self._stopping.is_set():
-                    raise
-                self._cancel_at_stop(task, run)  # it never got a worker
-                return
-            except Exception as exc:  # a broken sandbox must not stop a periodic task
-                log.exception("task %s: sandbox failure", task.id)
-                outcome = RunOutcome(
-                    ok=False,
-                    error={
-                        "type": ErrorType.CRASH.value,
-                        "name": type(exc).__name__,
-                        "message": str(exc),
-                        "stack": "",
-                    },
-                )
-            run.finished_at = time.time()
-            if run.started_at is None:  # it failed before a worker took it
-                run.started_at = run.finished_at
-            outcome = _readable(outcome)
-            run.status = RunStatus.SUCCEEDED if outcome.ok else RunStatus.FAILED
-            run.result_json = outcome.result_json
-            run.output = outcome.output
-            run.error = outcome.error
-            run.requests = outcome.requests
-            self._finished(run)
-        log_run(task.id, run)
+__all__ = ["Admission", "Registry"]

@@ -10,6 +10,8 @@ from contextlib import AbstractAsyncContextManager
 
 from arangotasks import schedule
 from arangotasks.auth import Principal
+from arangotasks.catalog import Catalog
+from arangotasks.claims import Claims
 from arangotasks.config import Misfire, Settings
 from arangotasks.errors import ArangoError, ErrorCode
 from arangotasks.history import History
@@ -26,8 +28,9 @@ class ScheduleMixin:
     store: TaskStore
     history: History
     _scheduler: JobScheduler
-    _tasks: dict[str, Task]
-    _api_json: dict[str, str]
+    catalog: Catalog
+    claims: Claims
+    _shared: bool
     _run_locks: dict[str, asyncio.Lock]
     _busy: dict[str, int]
     _stopping: asyncio.Event
@@ -36,22 +39,45 @@ class ScheduleMixin:
     _schedule: Callable[[Task, float], None]
     _period_seconds: Callable[[Task], float]
     _forget: Callable[[Task], Awaitable[None]]
-    _execute: Callable[[Task, Run], Awaitable[None]]
     _finished: Callable[[Run], None]
+    _spawn: Callable[[Awaitable[None]], None]
 
     def _misfire(self, task: Task) -> Misfire:
         return Misfire(task.options.misfire or self.settings.misfire)
 
     def _record_missed(self, task: Task, due: float, now: float, why: str) -> None:
-        missed = self.history.new_run(task, RunTrigger.SCHEDULE, due, status=RunStatus.CANCELED)
-        missed.finished_at = now
-        missed.error = {
+        error = {
             "type": ErrorType.MISSED.value,
             "name": "Missed",
             "message": f"skipped: its time passed {why} (misfire=skip)",
             "stack": "",
         }
-        self.history.touch(missed)
+        self._record_unrun(task, due, RunStatus.CANCELED, error, listeners=False)
+
+    def _record_unrun(
+        self, task: Task, slot: float, status: RunStatus, error: dict[str, str], *, listeners: bool
+    ) -> None:
+        """Record a slot that does not run (missed, or skipped for overlap). On one server at
+        once; with several nodes after the occurrence fence took the slot for it."""
+
+        def record(run: Run) -> None:
+            run.finished_at = time.time()
+            run.error = error
+            if listeners:
+                self._finished(run)
+            else:
+                self.history.touch(run)
+
+        if not self._shared:
+            record(self.history.new_run(task, RunTrigger.SCHEDULE, slot, status=status))
+            return
+
+        async def admitted() -> None:
+            run = await self.claims.admit(task, RunTrigger.SCHEDULE, slot, status, 1)
+            if isinstance(run, Run):
+                record(run)
+
+        self._spawn(admitted())
 
     def next_runs(self, task: Task, count: int) -> list[float]:
         """The next ``count`` slots of ``task`` (none while it is paused)."""
@@ -60,9 +86,9 @@ class ScheduleMixin:
     async def update(self, task_id: str, principal: Principal, spec: TaskSpec) -> Task:
         """PATCH: change a task in place. Its id, ``created`` and history stay, a run in progress
         finishes as it started, and the next run follows the new schedule."""
-        task = self.get(task_id, principal)
+        task = await self.catalog.lookup(task_id, principal)
         async with self._write_lock(task_id):
-            if self._tasks.get(task_id) is not task:
+            if not self.catalog.holds(task):
                 raise ArangoError(ErrorCode.TASK_NOT_FOUND)
             if task.next_run_at is None and not _repeats(task):
                 raise ArangoError(ErrorCode.BAD_PARAMETER, "a timed task cannot change once it ran")
@@ -87,15 +113,22 @@ class ScheduleMixin:
                 raise ArangoError(ErrorCode.TASK_NOT_FOUND)
             # The live object changes (after the commit), so that a run in progress continues
             # on the new schedule when it ends.
-            for field in dataclasses.fields(Task):
-                setattr(task, field.name, getattr(new, field.name))
-            self._api_json.pop(task_id, None)
+            self.catalog.replace(task, new)
             self.history.forget_next_run(task_id)
+            if self._shared:
+                await self._tell("u", task_id)  # type: ignore[attr-defined]  # peers.py
+                if not retimed and not self.claims.holds(task_id):
+                    return task  # its holder reloads it; its schedule is unchanged
+                # This node holds it now: the old holder's fence is void, its timer idle.
+                if not await self.claims.taken(task):
+                    raise ArangoError(ErrorCode.TASK_NOT_FOUND)
             self._scheduler.cancel(task_id)
             # A periodic run in progress arms its next run itself when it ends.
             in_run = task.period_ms is not None and task.id in self._busy
             if task.next_run_at is not None and (retimed or not in_run):
                 self._schedule(task, task.next_run_at)
+            if not in_run:
+                self.claims.settle(task, busy=False)  # a far next run: back to the cluster
             return task
 
     def _period_or_none(self, task: Task) -> float | None:
@@ -113,7 +146,7 @@ class ScheduleMixin:
                 self._record_missed(task, at, now, "while the server was behind")
             at = schedule.after_misfire(task, at, now, None)
         task.next_run_at = at
-        self.history.note_next_run(task.id, at)
+        self.claims.next_run(task, at)
         if at is not None:
             self._schedule(task, at)
         busy = self._busy.get(task.id, 0)
@@ -123,57 +156,18 @@ class ScheduleMixin:
         if busy and (task.options.overlap is not Overlap.BUFFER or busy > 1):
             self._record_skipped(task, slot)
         else:
-            await self._attempts(task, slot)
-        if task.next_run_at is None and self._tasks.get(task.id) is task:
+            await self._attempts(task, slot)  # type: ignore[attr-defined]  # runpath.py
+        if task.next_run_at is None and self.catalog.holds(task):
             await self._forget(task)  # past endAt: finished, its history kept
 
     def _record_skipped(self, task: Task, slot: float) -> None:
-        skipped = self.history.new_run(task, RunTrigger.SCHEDULE, slot, status=RunStatus.SKIPPED)
-        skipped.finished_at = time.time()
-        skipped.error = {
+        error = {
             "type": ErrorType.OVERLAP.value,
             "name": "Overlap",
             "message": "skipped: the previous run of this task was still going (overlap=skip)",
             "stack": "",
         }
-        self._finished(skipped)
-
-    async def _attempts(self, task: Task, scheduled_at: float) -> None:
-        """Run a scheduled slot, and retry a failed run as ``retries`` says (attempts 2, 3, ...)."""
-        self._busy[task.id] = self._busy.get(task.id, 0) + 1
-        try:
-            attempt = 1
-            while True:
-                run = self.history.new_run(
-                    task,
-                    RunTrigger.SCHEDULE,
-                    scheduled_at,
-                    status=RunStatus.ENQUEUED,
-                    attempt=attempt,
-                )
-                await self._execute(task, run)
-                retries = task.options.retries
-                if run.status is not RunStatus.FAILED or retries is None or attempt > retries.count:
-                    return
-                attempt += 1
-                if await self._stopped_within(retries.delay_before(attempt)):
-                    return
-                if self._tasks.get(task.id) is not task:
-                    return  # deleted meanwhile
-        finally:
-            left = self._busy[task.id] - 1
-            if left:
-                self._busy[task.id] = left
-            else:
-                del self._busy[task.id]
-
-    async def _stopped_within(self, seconds: float) -> bool:
-        try:
-            async with asyncio.timeout(seconds):
-                await self._stopping.wait()
-        except TimeoutError:
-            return False
-        return True
+        self._record_unrun(task, slot, RunStatus.SKIPPED, error, listeners=True)
 
 
 def _repeats(task: Task) -> bool:

@@ -33,6 +33,7 @@ BENCHMARKS = (
     "ui_pages",
     "http_calls",
     "fairness",
+    "cluster",
 )
 RESULTS = Path(__file__).resolve().parent / "results.json"
 

@@ -4,7 +4,17 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from arangotasks.api import admin, metrics, openapi, runs, schedules, secrets, server, tasks
+from arangotasks.api import (
+    admin,
+    metrics,
+    nodes,
+    openapi,
+    runs,
+    schedules,
+    secrets,
+    server,
+    tasks,
+)
 
 DB_PREFIX = "/_db/{database}"
 
@@ -42,6 +52,7 @@ def routes() -> list[web.RouteDef]:
     table += _both("GET", "/_api/openapi.json", openapi.openapi_spec)
     for path in ("/_admin/metrics", "/_admin/metrics/v2"):
         table += _both("GET", path, metrics.metrics_handler)
+    table += _both("GET", "/_api/nodes", nodes.list_nodes)
     table += _both("GET", "/_api/secrets", secrets.list_secrets)
     table += _both("GET", "/_api/secrets/{name}", secrets.get_secret)
     table += _both("PUT", "/_api/secrets/{name}", secrets.put_secret)

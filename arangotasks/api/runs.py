@@ -63,6 +63,7 @@ def _head(run: Run) -> dict[str, Any]:
         "duration": duration,
         "attempt": run.attempt,
         "revision": run.revision,
+        "node": run.node,
     }
 
 

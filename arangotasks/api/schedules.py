@@ -72,7 +72,7 @@ async def _change(request: web.Request, task: Task, patch: dict[str, Any]) -> we
 async def patch_task(request: web.Request, task_id: str) -> web.Response:
     """``PATCH /_api/tasks/{id}``: the changed task object (ArangoDB's shape)."""
     _writable(request, "changing a task")
-    task = request.app[REGISTRY].get(task_id, principal_of(request))  # 404 before the body
+    task = await request.app[REGISTRY].lookup(task_id, principal_of(request))  # 404 before the body
     body = parse_json_body(await request.read())
     return await _change(request, task, body)
 
@@ -80,7 +80,7 @@ async def patch_task(request: web.Request, task_id: str) -> web.Response:
 async def pause_or_resume(request: web.Request, task_id: str, enabled: bool) -> web.Response:
     """``POST /_api/tasks/{id}/pause`` and ``/resume``: PATCH ``{"enabled": ...}``."""
     _writable(request, "pausing a task" if not enabled else "resuming a task")
-    task = request.app[REGISTRY].get(task_id, principal_of(request))
+    task = await request.app[REGISTRY].lookup(task_id, principal_of(request))
     return await _change(request, task, {"enabled": enabled})
 
 
@@ -95,10 +95,10 @@ def _count(request: web.Request) -> int:
     return count
 
 
-def next_runs(request: web.Request, task_id: str) -> web.Response:
+async def next_runs(request: web.Request, task_id: str) -> web.Response:
     """``GET /_api/tasks/{id}/next?count=N``: the next slots (before jitter)."""
     registry = request.app[REGISTRY]
-    task = registry.get(task_id, principal_of(request))
+    task = await registry.lookup(task_id, principal_of(request))
     slots = registry.next_runs(task, _count(request))
     return json_response({"nextRuns": [iso(at) for at in slots]})
 

@@ -75,22 +75,22 @@ async def _get(request: web.Request) -> web.StreamResponse:
     principal = principal_of(request)
     details = bool_param(request, "details")
     if len(parts) == 2 and parts[1] == "runs":
-        task = registry.get(parts[0], principal)
+        task = await registry.lookup(parts[0], principal)
         return await runs_page(request, task_id=task.id)
     if len(parts) == 2 and parts[1] == "next":
-        return schedules.next_runs(request, parts[0])
+        return await schedules.next_runs(request, parts[0])
     if len(parts) > 1:
         raise ArangoError(
             ErrorCode.SUPERFLUOUS_SUFFICES, "superfluous parameter, expecting /_api/tasks[/<id>]"
         )
     if not parts:
         # Every task the caller may see, from every database (§1.3).
-        tasks = registry.visible(principal)
+        tasks = await registry.listing(principal)
         if details:
             return json_response(await _with_details(registry, tasks))
         # Pre-serialised task objects: a list of 10,000 tasks is one join, not 10,000 dumps.
         return json_text("[" + ",".join(registry.api_json(t) for t in tasks) + "]")
-    task = registry.get(parts[0], principal)
+    task = await registry.lookup(parts[0], principal)
     if details:
         return json_response((await _with_details(registry, [task]))[0])
     return json_text(registry.api_json(task))
@@ -144,7 +144,7 @@ async def _post(request: web.Request) -> web.StreamResponse:
         principal = principal_of(request)
         if not principal.writable:
             raise ArangoError(ErrorCode.FORBIDDEN, "running a task needs db RW permissions")
-        run = registry.run_now(parts[0], principal)
+        run = await registry.run_now(parts[0], principal)
         return json_text(run_text(run), status=202)
     if len(parts) == 2 and parts[1] in ("pause", "resume"):
         return await schedules.pause_or_resume(request, parts[0], parts[1] == "resume")
@@ -173,7 +173,7 @@ async def _delete(request: web.Request) -> web.StreamResponse:
             f"read-only access to database '{database_of(request)}'",
         )
     registry = request.app[REGISTRY]
-    database = registry.get(parts[0], principal).database
+    database = (await registry.lookup(parts[0], principal)).database
     await registry.delete(parts[0], principal)
     _log_change("deleted", parts[0], principal.name, database)
     return json_response({"error": False, "code": 200})

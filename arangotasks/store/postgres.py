@@ -1,8 +1,6 @@
 """The PostgreSQL store: one psycopg 3 ``AsyncConnection`` guarded by a lock."""
 
 import asyncio
-import os
-import socket
 from collections.abc import Sequence
 from typing import Any
 
@@ -10,7 +8,8 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg.pq import TransactionStatus
 
-from arangotasks.errors import StoreLockedError, StoreUnavailableError
+from arangotasks.errors import StoreUnavailableError
+from arangotasks.store.cluster_rows import ClusterRows
 from arangotasks.store.runs import RunsSQLStore
 from arangotasks.store.schema import POSTGRES, Result, Stmt
 
@@ -21,10 +20,6 @@ _UNAVAILABLE: tuple[type[Exception], ...] = (
     psycopg.InterfaceError,
     pg_errors.ReadOnlySqlTransaction,
 )
-
-_LOCK_ATTEMPTS = 15
-_LOCK_RETRY = 0.2
-_LOCK_FAILURES: tuple[type[Exception], ...] = (TimeoutError, *_UNAVAILABLE)
 
 
 def _pg_sql(sql: str) -> str:
@@ -44,7 +39,7 @@ _COMMIT_GUARD = (
 )
 
 
-class PostgresStore(RunsSQLStore):
+class PostgresStore(RunsSQLStore, ClusterRows):
     """Tasks and runs in a PostgreSQL database (schema created on ``open``).
 
     Statements run on one connection, one transaction at a time. After a lost connection or
@@ -58,8 +53,12 @@ class PostgresStore(RunsSQLStore):
     :param operation_timeout: seconds one call may take, waiting for the connection included.
     :param statement_timeout: the server's ``statement_timeout`` (seconds; 0 = none).
     :param keepalive_idle: seconds of silence before TCP keepalives probe the server.
-    :param exclusive: hold an advisory lock so that no second server uses this database and
-        schema (see :meth:`_take_server_lock`).
+    :param idle_in_transaction_timeout: the server's ``idle_in_transaction_session_timeout``
+        (seconds; 0 = none): a node paused inside a transaction loses its session, and the row
+        locks it held (a claim's), instead of holding them for the whole pause.
+
+    Several servers (nodes) may use one database at once: see ``ClusterRows`` and
+    ``arangotasks/claims.py``.
     """
 
     def __init__(
@@ -70,7 +69,7 @@ class PostgresStore(RunsSQLStore):
         operation_timeout: float = 10.0,
         statement_timeout: float = 0.0,
         keepalive_idle: float = 10.0,
-        exclusive: bool = False,
+        idle_in_transaction_timeout: float = 0.0,
     ):
         super().__init__(POSTGRES)
         self._dsn = dsn
@@ -78,16 +77,18 @@ class PostgresStore(RunsSQLStore):
         self._operation_timeout = operation_timeout
         self._statement_timeout = statement_timeout
         self._keepalive_idle = keepalive_idle
-        self._exclusive = exclusive
+        self._idle_in_transaction_timeout = idle_in_transaction_timeout
         self._conn: psycopg.AsyncConnection[Any] | None = None
-        self._lock_conn: psycopg.AsyncConnection[Any] | None = None
         self._lock = asyncio.Lock()
         self._closed = True
 
+    @property
+    def dsn(self) -> str:
+        """The connection string (other connections of this node: LISTEN)."""
+        return self._dsn
+
     async def open(self) -> None:
         self._closed = False
-        if self._exclusive:
-            await self._take_server_lock()
         await self._create_schema()
         await self._add_run_columns()
 
@@ -101,9 +102,6 @@ class PostgresStore(RunsSQLStore):
         else:
             self._lock.release()
         await self._disconnect()
-        lock_conn, self._lock_conn = self._lock_conn, None
-        if lock_conn is not None:
-            await lock_conn.close()
 
     async def _connect(self, **extra: Any) -> psycopg.AsyncConnection[Any]:
         idle = max(1, round(self._keepalive_idle))
@@ -116,8 +114,14 @@ class PostgresStore(RunsSQLStore):
             "keepalives_count": 3,
             **extra,
         }
+        server = []
         if self._statement_timeout > 0:
-            options["options"] = f"-c statement_timeout={round(self._statement_timeout * 1000)}"
+            server.append(f"-c statement_timeout={round(self._statement_timeout * 1000)}")
+        if self._idle_in_transaction_timeout > 0:
+            milliseconds = round(self._idle_in_transaction_timeout * 1000)
+            server.append(f"-c idle_in_transaction_session_timeout={milliseconds}")
+        if server:
+            options["options"] = " ".join(server)
         try:
             async with asyncio.timeout(self._connect_timeout + 1):
                 return await psycopg.AsyncConnection.connect(self._dsn, **options)
@@ -125,49 +129,6 @@ class PostgresStore(RunsSQLStore):
             raise psycopg.OperationalError(
                 f"connection not made within {self._connect_timeout:g} s"
             ) from None
-
-    async def _take_server_lock(self) -> None:
-        """One server per database and schema until several nodes are safe: a session
-        advisory lock on a connection of its own, held while the store is open. (To allow
-        several nodes, drop ``exclusive``; nothing else depends on it.)"""
-        application = f"arangotasks pid {os.getpid()} on {socket.gethostname()}"
-        try:
-            conn = await self._connect(autocommit=True, application_name=application)
-            async with asyncio.timeout(self._operation_timeout):
-                cursor = await conn.execute(
-                    "SELECT hashtextextended('arangotasks:' || current_database() || '.' "
-                    "|| current_schema(), 0), current_database(), current_schema()"
-                )
-                row = await cursor.fetchone()
-                assert row is not None
-                key, database, schema = row
-            # The session of a server killed just now may take a moment to end on its side.
-            for _attempt in range(_LOCK_ATTEMPTS):
-                async with asyncio.timeout(self._operation_timeout):
-                    cursor = await conn.execute("SELECT pg_try_advisory_lock(%s)", (key,))
-                    locked = await cursor.fetchone()
-                if locked is not None and locked[0]:
-                    self._lock_conn = conn
-                    return
-                await asyncio.sleep(_LOCK_RETRY)
-            async with asyncio.timeout(self._operation_timeout):
-                cursor = await conn.execute(
-                    "SELECT a.application_name, a.client_addr FROM pg_locks l"
-                    " JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory'"
-                    " AND l.granted AND l.classid = %s::bigint::oid AND l.objid = %s::bigint::oid",
-                    ((key >> 32) & 0xFFFFFFFF, key & 0xFFFFFFFF),
-                )
-                holder = await cursor.fetchone()
-        except _LOCK_FAILURES as exc:
-            raise StoreUnavailableError(f"PostgreSQL: {exc}", "database unreachable") from exc
-        await conn.close()
-        who = "unknown"
-        if holder is not None:
-            who = f"{holder[0] or 'unnamed'}, from {holder[1] or 'a local socket'}"
-        raise StoreLockedError(
-            f"PostgreSQL database {database} (schema {schema}) is in use by another arangotasks "
-            f"server ({who})"
-        )
 
     async def _connection(self) -> psycopg.AsyncConnection[Any]:
         if self._conn is None or self._conn.closed:

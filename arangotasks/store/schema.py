@@ -41,7 +41,7 @@ TASK_COLUMNS = (
 )
 RUN_COLUMNS = tuple(
     "uid task_id task_name database owner trigger status scheduled_at enqueued_at started_at "
-    "finished_at result_json output error requests attempt revision".split()
+    "finished_at result_json output error requests attempt revision node".split()
 )
 RUN_SELECT = ", ".join(RUN_COLUMNS)
 UNFINISHED = ", ".join(
@@ -63,6 +63,7 @@ class Dialect:
     runs_columns: str = "SELECT name FROM pragma_table_info('runs')"  # the runs table's columns
     add_column: str = "ALTER TABLE runs ADD COLUMN"  # + " name TYPE"
     add_clause: str = "ADD COLUMN"  # PostgreSQL's may skip a column another server added
+    shared: bool = False  # several servers may use the store at once (leases, fences: v3)
 
 
 SQLITE = Dialect(
@@ -85,6 +86,7 @@ POSTGRES = Dialect(
     ),
     add_column="ALTER TABLE runs ADD COLUMN IF NOT EXISTS",
     add_clause="ADD COLUMN IF NOT EXISTS",
+    shared=True,
 )
 # Columns of runs added after the first release: (name, type), added to older stores on open.
 ADDED_RUN_COLUMNS = (("requests", "TEXT"),)
@@ -138,35 +140,6 @@ def schema_statements(d: Dialect) -> list[str]:
         "ON CONFLICT (key) DO NOTHING",
         *secret_schema(d.real),
     ]
-
-
-SCHEMA_VERSION = 3
-
-
-def migrations(d: Dialect) -> dict[int, list[str]]:
-    """The statements that take a store from version ``n - 1`` to ``n``, keeping every row."""
-    add_task, add_run = f"ALTER TABLE tasks {d.add_clause}", f"ALTER TABLE runs {d.add_clause}"
-    return {
-        2: [
-            # Schedule extensions (cron, retries, pause, ...) and revisions.
-            f"{add_task} cron TEXT",
-            f"{add_task} timezone TEXT",
-            f"{add_task} jitter {d.real}",
-            f"{add_task} start_at {d.real}",
-            f"{add_task} end_at {d.real}",
-            f"{add_task} retries TEXT",
-            f"{add_task} overlap TEXT",
-            f"{add_task} misfire TEXT",
-            f"{add_task} enabled INTEGER NOT NULL DEFAULT 1",
-            f"{add_task} revision {d.bigint} NOT NULL DEFAULT 1",
-            f"{add_run} attempt INTEGER NOT NULL DEFAULT 1",
-            f"{add_run} revision {d.bigint} NOT NULL DEFAULT 1",
-        ],
-        3: [
-            # A task's own failure webhook URL (Task.notify); NULL for every older task.
-            f"{add_task} notify TEXT",
-        ],
-    }
 
 
 def _retries_json(retries: Retries | None) -> str | None:
@@ -337,6 +310,8 @@ class SQLStore(SecretRows, ABC):
         sql = "SELECT value FROM store_meta WHERE key = 'schema_version'"
         rows = (await self._one(Stmt(sql, fetch=True), write=False)).rows
         version = int(rows[0][0]) if rows else 1
+        from arangotasks.store.migrations import migrations  # it builds on this module
+
         for target, statements in sorted(migrations(self._dialect).items()):
             if target <= version:
                 continue

@@ -38,9 +38,9 @@ def _context(request: web.Request, session: sessions.Session, **values: Any) -> 
     return values
 
 
-def _visible_task(request: web.Request, session: sessions.Session) -> Task:
+async def _visible_task(request: web.Request, session: sessions.Session) -> Task:
     try:
-        return request.app[REGISTRY].get(request.match_info["id"], session.principal)
+        return await request.app[REGISTRY].lookup(request.match_info["id"], session.principal)
     except ArangoError:
         raise web.HTTPNotFound(text="no such task") from None
 
@@ -87,7 +87,7 @@ async def tasks_page(request: web.Request) -> dict[str, Any]:
     session = _session(request)
     registry = request.app[REGISTRY]
     needle = request.query.get("q", "").strip().lower()
-    tasks = registry.visible(session.principal)
+    tasks = await registry.listing(session.principal)
     if needle:
         tasks = [
             t
@@ -106,7 +106,7 @@ async def tasks_page(request: web.Request) -> dict[str, Any]:
 @aiohttp_jinja2.template("task.html")
 async def task_page(request: web.Request) -> dict[str, Any]:
     session = _session(request)
-    task = _visible_task(request, session)
+    task = await _visible_task(request, session)
     registry = request.app[REGISTRY]
     status = request.query.get("status") or None
     trigger = request.query.get("trigger") or None
@@ -175,13 +175,13 @@ async def _checked_post(request: web.Request) -> sessions.Session:
 
 async def task_action(request: web.Request) -> web.StreamResponse:
     session = await _checked_post(request)
-    task = _visible_task(request, session)
+    task = await _visible_task(request, session)
     registry = request.app[REGISTRY]
     action = request.match_info["action"]
     if not session.principal.writable:
         raise web.HTTPForbidden(text="read-only users cannot change tasks")
     if action == "run":
-        run = registry.run_now(task.id, session.principal)
+        run = await registry.run_now(task.id, session.principal)
         raise web.HTTPSeeOther(f"/ui/tasks/{_quote(task.id)}?started={run.uid}")
     if action in ("pause", "resume"):
         await change_task(request.app, session.principal, task, {"enabled": action == "resume"})

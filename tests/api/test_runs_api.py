@@ -40,6 +40,7 @@ async def test_every_field_of_a_succeeded_run(client):
             "requests": [],
             "attempt": 1,
             "revision": 1,
+            "node": IsStr(min_length=1),
         }
     ]
     run = page["results"][0]

@@ -1,12 +1,10 @@
 """A real server on a PostgreSQL store that hangs (SIGSTOP on the postmaster and its backends)
-or is already used by another server."""
+(several servers on one database form a cluster: tests/e2e/test_cluster.py)."""
 
 import contextlib
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -83,18 +81,3 @@ def test_hung_postgresql_answers_503_and_applies_no_timed_out_write(make_server,
         ids = {row[0] for row in conn.execute("SELECT id FROM tasks")}
     assert ids == {"before", "after"}  # the timed-out create was rolled back, not applied
     assert "no answer within 2 s" in server.output()  # the details are in the log
-
-
-def test_second_server_on_the_same_database_refuses_to_start(make_server, pg_url, tmp_path):
-    first = make_server(ARANGOTASKS_STORE=pg_url)
-    cmd = [sys.executable, "-m", "arangotasks", "serve", "--port", "0"]
-    cmd += ["--data-dir", str(tmp_path / "other"), "--store", pg_url]
-    env = {**os.environ, "ARANGOTASKS_JWT_SECRET": "y" * 40}
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
-    assert done.returncode == 1
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1, done.stderr
-    database = pg_url.rsplit("/", 1)[1]
-    assert f"PostgreSQL database {database}" in lines[0]
-    assert f"arangotasks pid {first.proc.pid}" in lines[0]
-    assert Http(first.url).ok("GET", "/_api/tasks") == []

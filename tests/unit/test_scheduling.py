@@ -121,7 +121,7 @@ async def test_periodic_fixed_delay_and_no_overlap(harness):
 async def test_manual_runs_do_not_overlap_scheduled_runs(harness):
     body = "var t = Date.now(); while (Date.now() - t < 100) {} return 1;"
     task = await harness.registry.create(spec(command=body, period=0.05), "_system", "")
-    manual = harness.registry.run_now(task.id, SU)
+    manual = await harness.registry.run_now(task.id, SU)
     assert manual.trigger is RunTrigger.MANUAL
     runs = [await harness.next_run(task.id) for _ in range(3)]
     runs.sort(key=lambda r: r.started_at)

@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 
 from arangotasks.models import NO_OPTIONS, Options, Overlap, Retries, RunQuery
-from arangotasks.store import schema
+from arangotasks.store import migrations as schema_migrations
+from arangotasks.store.migrations import SCHEMA_VERSION, migrations
 from arangotasks.store.postgres import PostgresStore
-from arangotasks.store.schema import POSTGRES, SCHEMA_VERSION, SQLITE, SQLStore, Stmt, migrations
+from arangotasks.store.schema import POSTGRES, SQLITE, SQLStore, Stmt
 from arangotasks.store.sqlite import SQLiteStore
 from tests.unit.test_store import pg_schema_dsn, run, task  # noqa: F401  (fixture)
 
@@ -154,7 +155,9 @@ async def test_version_2_tasks_gain_notify_and_look_as_before(make, monkeypatch)
     before = _notify_version() - 1
     limited = {n: s for n, s in migrations(SQLITE).items() if n <= before}
     monkeypatch.setattr(
-        schema, "migrations", lambda d: {n: s for n, s in migrations(d).items() if n in limited}
+        schema_migrations,
+        "migrations",
+        lambda d: {n: s for n, s in migrations(d).items() if n in limited},
     )
     old = make()
     await old.open()  # a store as the release before notify left it
@@ -214,3 +217,75 @@ async def test_version_2_tasks_gain_notify_and_look_as_before(make, monkeypatch)
         assert (reloaded["c"].notify, reloaded["d"].notify) == (None, "http://127.0.0.1:9/d")
     finally:
         await again.close()
+
+
+@pytest.mark.postgres
+async def test_a_single_server_postgresql_store_becomes_a_cluster_store(
+    pg_schema_dsn: str,  # noqa: F811  (the fixture imported above)
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The last single-server version to the cluster's: tasks and runs stay, run uids continue
+    after the highest one, and the tasks can be claimed and fenced."""
+    from arangotasks.history import History
+    from arangotasks.models import RunStatus, RunTrigger
+    from arangotasks.store import migrations as versions
+    from arangotasks.store.cluster_rows import Admission, Opening
+
+    every = versions.migrations
+    # The store as the last single-server release left it: every migration before the cluster's.
+    cluster_version = SCHEMA_VERSION
+    monkeypatch.setattr(
+        versions, "migrations", lambda d: {n: s for n, s in every(d).items() if n < cluster_version}
+    )
+    old = PostgresStore(pg_schema_dsn)
+    await old.open()
+    await old.insert_task(task("a", next_run_at=9.5))
+    await old._execute(
+        [
+            Stmt(
+                f"INSERT INTO runs ({V1_RUN}) VALUES ({', '.join('?' * 14)})",
+                (
+                    41,
+                    "a",
+                    "a",
+                    "_system",
+                    "",
+                    "schedule",
+                    "processing",
+                    1.0,
+                    1.0,
+                    1.5,
+                    None,
+                    None,
+                    "[]",
+                    None,
+                ),
+            )
+        ],
+        write=True,
+    )
+    await old.close()
+    monkeypatch.setattr(versions, "migrations", every)
+
+    store = PostgresStore(pg_schema_dsn)
+    await store.open()
+    try:
+        (stored,) = await store.load_tasks()
+        assert stored.id == "a" and stored.next_run_at == 9.5
+        old_run = await store.get_run(41)
+        assert old_run is not None and old_run.node is None
+        # A run of the last life of a single server is a crash when a node starts.
+        assert await store.fail_own_runs("n1", {"type": "crash"}) == 1
+        [(claimed, fence)] = await store.claim_due("n1", 1.0, 3.0, 10)
+        assert claimed.id == "a" and fence == 1
+        assert await store.claim_due("n2", 1.0, 3.0, 10) == []  # held by n1
+        build = History.build_run
+        first = build(stored, RunTrigger.SCHEDULE, 9.5, status=RunStatus.ENQUEUED)
+        again = build(stored, RunTrigger.SCHEDULE, 9.5, status=RunStatus.ENQUEUED)
+        stale = build(stored, RunTrigger.SCHEDULE, 10.5, status=RunStatus.ENQUEUED)
+        verdicts = await store.admit_runs("n1", [Opening(first, 1, 9.5)])
+        assert verdicts == [Admission.ADMITTED] and first.uid > 41 and first.node == "n1"
+        assert await store.admit_runs("n1", [Opening(again, 1, 9.5)]) == [Admission.SLOT_TAKEN]
+        assert await store.admit_runs("n1", [Opening(stale, 0, 10.5)]) == [Admission.CLAIM_LOST]
+    finally:
+        await store.close()

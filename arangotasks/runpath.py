@@ -1,0 +1,270 @@
+"""The run path: a fire time comes → the slot is admitted (``claims.py``) → the sandbox runs it
+→ the record is written (``history.py``) → the next fire time is armed. ``Registry`` mixes
+this in, with the schedule extensions of ``slots.py``."""
+
+import asyncio
+import dataclasses
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from arangotasks import schedule
+from arangotasks.catalog import Catalog
+from arangotasks.claims import Claims
+from arangotasks.config import Settings
+from arangotasks.errors import StoreUnavailableError
+from arangotasks.history import History
+from arangotasks.models import ErrorType, Run, RunOutcome, RunStatus, RunTrigger, Task
+from arangotasks.quotas import Allowance
+from arangotasks.runlog import log_run
+from arangotasks.sandbox.base import Limits, Sandbox, SandboxClosedError
+from arangotasks.stopping import canceled_error
+from arangotasks.store.cluster_rows import Admission
+
+log = logging.getLogger(__name__)
+
+MARK_FIRED_RETRY = 1.0
+
+
+def _readable(outcome: RunOutcome) -> RunOutcome:
+    """A result the engine could serialise but Python cannot read back (nested deeper than its
+    recursion limit) would break every page of the runs API: record it as a failed run."""
+    # Nesting needs two characters a level: a short text cannot reach the limit (~1,000), and
+    # most results are short, so they skip the second parse on the run path.
+    if outcome.result_json is None or len(outcome.result_json) < 1000:
+        return outcome
+    try:
+        json.loads(outcome.result_json)
+    except RecursionError:
+        error = {
+            "type": ErrorType.RESULT.value,
+            "name": "RangeError",
+            "message": "the returned value is nested too deeply",
+            "stack": "",
+        }
+        return RunOutcome(ok=False, output=outcome.output, error=error, requests=outcome.requests)
+    return outcome
+
+
+class RunPath:
+    """Needs the registry's state and these of its methods (declared for the type checker)."""
+
+    settings: Settings
+    sandbox: Sandbox
+    history: History
+    catalog: Catalog
+    claims: Claims
+    run_listeners: list[Callable[[Run], None]]
+    _active: set[asyncio.Task[None]]
+    _run_locks: dict[str, asyncio.Lock]
+    _busy: dict[str, int]
+    _stopping: asyncio.Event
+    _unstarted: set[str]
+    _default_limits: Limits
+    _shared: bool
+
+    _schedule: Callable[[Task, float], None]
+    _period_seconds: Callable[[Task], float]
+    allowance: Callable[[str], Allowance]
+    _forget: Callable[[Task], Awaitable[None]]
+    _mark_fired_write: Callable[[Task], Awaitable[None]]
+    _fire_slot: Callable[[Task, float], Awaitable[None]]
+
+    async def _fire(self, task: Task) -> None:
+        if not self.catalog.holds(task) or not self.claims.holds(task.id):
+            return  # deleted, or claimed by another node, after this fire time was taken
+        current = asyncio.current_task()
+        assert current is not None
+        self._active.add(current)
+        try:
+            await self._fire_once(task)
+        except asyncio.CancelledError:
+            if not self._stopping.is_set():
+                raise
+            # Cancelled by close() after every wait: no traceback for a normal stop.
+            log.warning("task %s: run abandoned at stop", task.id)
+        finally:
+            self._active.discard(current)
+            if self.catalog.holds(task) and not self._stopping.is_set():
+                self.claims.settle(task, busy=task.id in self._busy)
+
+    async def _fire_once(self, task: Task) -> None:
+        scheduled_at = task.next_run_at if task.next_run_at is not None else time.time()
+        if task.options.cron is not None:
+            await self._fire_slot(task, scheduled_at)
+            return
+        if task.period_ms is None and not self._shared:
+            # Written before the run starts, so that a timed task never runs twice (§1.6).
+            # (Several nodes: the run row that the occurrence fence inserts is that mark.)
+            try:
+                await self._mark_fired_write(task)
+            except StoreUnavailableError as exc:
+                log.warning("task %s: store unavailable, run postponed: %s", task.id, exc)
+                self._schedule(task, time.time() + MARK_FIRED_RETRY)
+                return
+            task.next_run_at = None
+        if not await self._attempts(task, scheduled_at):
+            return  # this node no longer holds the task
+        if not self.catalog.holds(task):
+            return
+        if task.period_ms is None and self._stopping.is_set() and not self._ran(task):
+            # Canceled at the stop before it started: it never ran, so it runs after the next
+            # start (still at most once).
+            task.next_run_at = scheduled_at
+            self.claims.next_run(task, scheduled_at)
+            return
+        if task.period_ms is not None:
+            # Fixed delay: the next run is one period after this one finished (§1.6).
+            at = schedule.after_run(task, time.time(), self._period_seconds(task))
+            if at is None:  # past endAt: finished
+                await self._forget(task)
+                return
+            task.next_run_at = at
+            self.claims.next_run(task, at)
+            self._schedule(task, at)
+        else:
+            task.next_run_at = None
+            await self._forget(task)
+
+    async def _attempts(self, task: Task, scheduled_at: float) -> bool:
+        """Run a scheduled slot, and retry a failed run as ``retries`` says (attempts 2, 3, ...).
+        False when this node lost the task (it runs nothing more of it)."""
+        self._busy[task.id] = self._busy.get(task.id, 0) + 1
+        try:
+            attempt = 1
+            while True:
+                run = await self.claims.admit(
+                    task, RunTrigger.SCHEDULE, scheduled_at, RunStatus.ENQUEUED, attempt
+                )
+                if run is Admission.CLAIM_LOST:
+                    return False
+                if run is Admission.SLOT_TAKEN:
+                    # Another node ran this slot (and died or paused in it): not run again.
+                    log.info("task %s: slot %.3f ran on another node", task.id, scheduled_at)
+                    return True
+                assert isinstance(run, Run)
+                await self._execute(task, run)
+                retries = task.options.retries
+                if run.status is not RunStatus.FAILED or retries is None or attempt > retries.count:
+                    return True
+                attempt += 1
+                if await self._stopped_within(retries.delay_before(attempt)):
+                    return True
+                if not self.catalog.holds(task):
+                    return True  # deleted meanwhile
+        except StoreUnavailableError as exc:
+            # Without its fence row a slot does not run: the next poll claims it again.
+            log.warning("task %s: slot %.3f not admitted: %s", task.id, scheduled_at, exc)
+            if self._shared:
+                self.claims.give_back(task)
+                return False
+            raise
+        finally:
+            left = self._busy[task.id] - 1
+            if left:
+                self._busy[task.id] = left
+            else:
+                del self._busy[task.id]
+
+    async def _stopped_within(self, seconds: float) -> bool:
+        try:
+            async with asyncio.timeout(seconds):
+                await self._stopping.wait()
+        except TimeoutError:
+            return False
+        return True
+
+    async def _cancel_at_stop(self, task: Task, run: Run) -> None:
+        """A run that had not started when the server stopped: recorded canceled."""
+        run.status = RunStatus.CANCELED
+        run.finished_at = time.time()
+        repeats = task.period_ms is not None or task.options.cron is not None
+        manual = run.trigger is RunTrigger.MANUAL
+        # A timed task whose slot never started runs after the next start (not a retry: the
+        # slot ran once already).
+        reruns = not (repeats or manual) and run.attempt == 1
+        run.error = canceled_error(manual=manual, repeats=repeats, reruns=reruns)
+        if reruns:
+            self._unstarted.add(task.id)
+            await self.claims.unfence(run)  # several nodes: the slot may be taken again
+        self._finished(run)
+
+    def _ran(self, task: Task) -> bool:
+        """Whether the last slot of ``task`` started (it was not canceled at the stop)."""
+        if task.id in self._unstarted:
+            self._unstarted.discard(task.id)
+            return False
+        return True
+
+    def _finished(self, run: Run) -> None:
+        self.history.touch(run)
+        for listener in self.run_listeners:
+            listener(run)
+
+    async def _execute(
+        self, task: Task, run: Run, on_start: Callable[[], None] | None = None
+    ) -> None:
+        lock = self._run_locks.setdefault(task.id, asyncio.Lock())
+        async with lock:  # runs of one task never overlap (on one node)
+            if not self.catalog.holds(task):
+                run.status = RunStatus.CANCELED
+                run.finished_at = time.time()
+                self._finished(run)
+                return
+            if self._stopping.is_set():
+                await self._cancel_at_stop(task, run)
+                return
+
+            def started() -> None:  # a worker took the run: its wait for one is not its time
+                run.status = RunStatus.PROCESSING
+                run.started_at = time.time()
+                self.history.touch(run)
+                if on_start is not None:
+                    on_start()
+
+            limits = self._default_limits
+            allowed = self.allowance(task.owner)
+            # The owner's maximum applies at run time too: to the default timeout, and to
+            # tasks stored before the owner's maximum was lowered.
+            timeout = min(task.timeout or limits.timeout, allowed.max_timeout)
+            if timeout != limits.timeout:
+                limits = dataclasses.replace(limits, timeout=timeout)
+            try:
+                outcome = await self.sandbox.run(
+                    task.command,
+                    task.params_json,
+                    limits,
+                    label=task.id,
+                    on_start=started,
+                    database=task.database,
+                    owner=task.owner,
+                    max_concurrent=allowed.max_runs,
+                )
+            except SandboxClosedError:
+                if not self._stopping.is_set():
+                    raise
+                await self._cancel_at_stop(task, run)  # it never got a worker
+                return
+            except Exception as exc:  # a broken sandbox must not stop a periodic task
+                log.exception("task %s: sandbox failure", task.id)
+                outcome = RunOutcome(
+                    ok=False,
+                    error={
+                        "type": ErrorType.CRASH.value,
+                        "name": type(exc).__name__,
+                        "message": str(exc),
+                        "stack": "",
+                    },
+                )
+            run.finished_at = time.time()
+            if run.started_at is None:  # it failed before a worker took it
+                run.started_at = run.finished_at
+            outcome = _readable(outcome)
+            run.status = RunStatus.SUCCEEDED if outcome.ok else RunStatus.FAILED
+            run.result_json = outcome.result_json
+            run.output = outcome.output
+            run.error = outcome.error
+            run.requests = outcome.requests
+            self._finished(run)
+        log_run(task.id, run)

@@ -1,0 +1,271 @@
+"""The SQL of several nodes on one PostgreSQL: nodes, task leases and the occurrence fence.
+
+Every time here is PostgreSQL's clock (``NOW``), never a node's: leases and liveness compare
+instants of one clock. The policy (who claims what, when a slot runs) is in
+``arangotasks/claims.py``; this module only says it in SQL. Mixed into ``PostgresStore``.
+"""
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
+
+from arangotasks.models import Run, RunStatus, Task
+from arangotasks.store.schema import (
+    RUN_COLUMNS,
+    TASK_COLUMNS,
+    UNFINISHED,
+    Result,
+    Stmt,
+    row_to_task,
+    run_to_row,
+)
+
+# The server's wall clock in epoch seconds, taken when the statement runs (not when its
+# transaction began: a claim transaction is short, but a lease must not start in the past).
+NOW = "extract(epoch FROM clock_timestamp())::float8"
+CHANNEL = "arangotasks_tasks"  # LISTEN/NOTIFY: "c:<id>", "u:<id>", "d:<id>", "r" (released)
+
+_TASK_SELECT = ", ".join(f"t.{c}" for c in TASK_COLUMNS)
+
+
+@dataclass(frozen=True, slots=True)
+class NodeRow:
+    """One node as the ``nodes`` table has it (times from PostgreSQL's clock)."""
+
+    id: str
+    address: str
+    started_at: float
+    heartbeat_at: float
+    held: int
+    stopped: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Beat:
+    """What a heartbeat learns: the server's clock, the nodes, and the leases still held
+    (task id -> (fence, revision)); a lease missing from ``held`` was lost."""
+
+    now: float
+    nodes: list[NodeRow]
+    held: dict[str, tuple[int, int]]
+
+
+class Admission(Enum):
+    """What the occurrence fence said about one run."""
+
+    ADMITTED = "admitted"  # the row is in: run it
+    SLOT_TAKEN = "slot taken"  # a run of this slot exists already (another node ran it)
+    CLAIM_LOST = "claim lost"  # this node no longer holds the task (or it was deleted)
+
+
+@dataclass(slots=True)
+class Opening:
+    """A run to admit: the fenced ones carry the lease fence; manual runs do not."""
+
+    run: Run
+    fence: int | None  # None: no lease needed (a manual run); the task must exist
+    slot: float | None  # the slot it stands for (fenced runs), else None
+
+
+_HEARTBEAT = (
+    f"INSERT INTO nodes (id, address, started_at, heartbeat_at, held, stopped) "
+    f"VALUES (?, ?, ?, {NOW}, ?, 0) ON CONFLICT (id) DO UPDATE SET address = excluded.address, "
+    "heartbeat_at = excluded.heartbeat_at, held = excluded.held, stopped = 0"
+)
+_RENEW = (
+    f"UPDATE tasks SET lease_until = {NOW} + ? WHERE lease_owner = ? RETURNING id, fence, revision"
+)
+_NODES = (
+    f"SELECT id, address, started_at, heartbeat_at, held, stopped, {NOW} FROM nodes ORDER BY id"
+)
+# Due soon, enabled, and no lease in force; SKIP LOCKED: two nodes claiming at once take
+# different tasks instead of waiting for each other.
+_CLAIM = f"""WITH due AS (
+    SELECT id FROM tasks WHERE next_run_at IS NOT NULL AND enabled = 1
+      AND next_run_at <= {NOW} + ? AND (lease_owner IS NULL OR lease_until < {NOW})
+    ORDER BY next_run_at LIMIT ? FOR UPDATE SKIP LOCKED)
+  UPDATE tasks AS t SET lease_owner = ?, lease_until = {NOW} + ?, fence = t.fence + 1
+  FROM due WHERE t.id = due.id RETURNING {_TASK_SELECT}, t.fence"""
+_TAKE = f"""UPDATE tasks AS t SET lease_owner = ?, lease_until = {NOW} + ?, fence = t.fence + 1
+  WHERE t.id = ? RETURNING t.fence"""
+_ADVANCE = "UPDATE tasks SET next_run_at = ? WHERE id = ? AND lease_owner = ? AND fence = ?"
+_RELEASE = (
+    "UPDATE tasks SET next_run_at = ?, lease_owner = NULL, lease_until = NULL "
+    "WHERE id = ? AND lease_owner = ? AND fence = ?"
+)
+_FREE = (
+    "UPDATE tasks SET lease_owner = NULL, lease_until = NULL "
+    "WHERE id = ? AND lease_owner = ? AND fence = ?"
+)
+_RELEASE_ALL = "UPDATE tasks SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = ?"
+_STOPPED = "UPDATE nodes SET stopped = 1 WHERE id = ?"
+# Unfinished runs of nodes that stopped heartbeating (or stopped) are crashes.
+_REAP = f"""UPDATE runs SET status = '{RunStatus.FAILED.value}', finished_at = {NOW}, error = ?
+  WHERE status IN ({UNFINISHED}) AND node IS NOT NULL AND node IN (
+    SELECT id FROM nodes WHERE stopped = 1 OR heartbeat_at < {NOW} - ?)"""
+_FAIL_OWN = f"""UPDATE runs SET status = '{RunStatus.FAILED.value}', finished_at = {NOW}, error = ?
+  WHERE status IN ({UNFINISHED}) AND (node = ? OR node IS NULL)"""
+_FORGET_NODES = f"DELETE FROM nodes WHERE heartbeat_at < {NOW} - ?"
+
+
+class ClusterRows:
+    """Cluster statements on top of ``_execute`` (see ``SQLStore``)."""
+
+    async def _execute(self, stmts: Sequence[Stmt], *, write: bool) -> list[Result]:
+        raise NotImplementedError  # provided by the store
+
+    async def heartbeat(
+        self, node: str, address: str, started_at: float, held: int, lease: float
+    ) -> Beat:
+        """Say this node is alive, renew every lease it holds, and read the nodes."""
+        _, renewed, nodes = await self._execute(
+            [
+                Stmt(_HEARTBEAT, (node, address, started_at, held)),
+                Stmt(_RENEW, (lease, node), fetch=True),
+                Stmt(_NODES, fetch=True),
+            ],
+            write=True,
+        )
+        rows = [NodeRow(r[0], r[1], r[2], r[3], int(r[4]), bool(r[5])) for r in nodes.rows]
+        now = float(nodes.rows[0][6]) if nodes.rows else 0.0
+        held_now = {str(r[0]): (int(r[1]), int(r[2])) for r in renewed.rows}
+        return Beat(now, rows, held_now)
+
+    async def pg_now(self) -> float:
+        result = (await self._execute([Stmt(f"SELECT {NOW}", fetch=True)], write=False))[0]
+        return float(result.rows[0][0])
+
+    async def list_nodes(self) -> tuple[float, list[NodeRow]]:
+        result = (await self._execute([Stmt(_NODES, fetch=True)], write=False))[0]
+        rows = [NodeRow(r[0], r[1], r[2], r[3], int(r[4]), bool(r[5])) for r in result.rows]
+        now = float(result.rows[0][6]) if result.rows else await self.pg_now()
+        return now, rows
+
+    async def claim_due(
+        self, node: str, ahead: float, lease: float, limit: int
+    ) -> list[tuple[Task, int]]:
+        """Lease up to ``limit`` tasks due within ``ahead`` seconds that nobody holds."""
+        result = (
+            await self._execute([Stmt(_CLAIM, (ahead, limit, node, lease), fetch=True)], write=True)
+        )[0]
+        return [(row_to_task(row[:-1]), int(row[-1])) for row in result.rows]
+
+    async def take(self, node: str, task_id: str, lease: float) -> int | None:
+        """Lease one task whoever holds it (a write on this node changed its schedule); the
+        old holder's fence is void. ``None`` when the task is gone."""
+        result = (
+            await self._execute([Stmt(_TAKE, (node, lease, task_id), fetch=True)], write=True)
+        )[0]
+        return int(result.rows[0][0]) if result.rows else None
+
+    async def settle_leases(
+        self,
+        node: str,
+        advances: Sequence[tuple[str, int, float | None]],
+        releases: Sequence[tuple[str, int, float | None]],
+        frees: Sequence[tuple[str, int]] = (),
+    ) -> None:
+        """Write next run times of held tasks (``advances``: the lease stays), give leases back
+        with a next run time (``releases``) or without changing it (``frees``); all fenced: a
+        node whose lease was taken over writes nothing."""
+        stmts = []
+        if advances:
+            stmts.append(Stmt(_ADVANCE, many=[(at, i, node, f) for i, f, at in advances]))
+        if releases:
+            stmts.append(Stmt(_RELEASE, many=[(at, i, node, f) for i, f, at in releases]))
+        if frees:
+            stmts.append(Stmt(_FREE, many=[(i, node, f) for i, f in frees]))
+        if stmts:
+            await self._execute(stmts, write=True)
+
+    async def leave(self, node: str) -> None:
+        """A clean stop: every lease of this node is free at once, and it is no longer alive."""
+        await self._execute([Stmt(_RELEASE_ALL, (node,)), Stmt(_STOPPED, (node,))], write=True)
+
+    async def reap(self, lease: float, error: dict[str, str], forget_after: float) -> int:
+        """Mark the unfinished runs of dead nodes as crashed; forget nodes long dead."""
+        reaped, _ = await self._execute(
+            [
+                Stmt(_REAP, (json.dumps(error), lease)),
+                Stmt(_FORGET_NODES, (forget_after,)),
+            ],
+            write=True,
+        )
+        return reaped.rowcount
+
+    async def fail_own_runs(self, node: str, error: dict[str, str]) -> int:
+        """At start: this node's unfinished runs (an earlier life of the same id), and those
+        recorded before several nodes were possible, are crashes."""
+        result = (await self._execute([Stmt(_FAIL_OWN, (json.dumps(error), node))], write=True))[0]
+        return result.rowcount
+
+    async def unfence_run(self, uid: int) -> None:
+        """Free the slot of a run that never started (its record stays)."""
+        await self._execute(
+            [Stmt("UPDATE runs SET fence_slot = NULL WHERE uid = ?", (uid,))], write=True
+        )
+
+    async def notify(self, payload: str) -> None:
+        await self._execute(
+            [Stmt("SELECT pg_notify(?, ?)", (CHANNEL, payload), fetch=True)], write=True
+        )
+
+    async def get_task(self, task_id: str) -> Task | None:
+        sql = f"SELECT {', '.join(TASK_COLUMNS)} FROM tasks WHERE id = ?"
+        result = (await self._execute([Stmt(sql, (task_id,), fetch=True)], write=False))[0]
+        return row_to_task(result.rows[0]) if result.rows else None
+
+    async def admit_runs(self, node: str, openings: Sequence[Opening]) -> list[Admission]:
+        """The occurrence fence: insert each run row before the run starts; its uid comes from
+        the database. A fenced run goes in only while this node holds the task's lease with
+        that fence, and only once per (task, slot, attempt) (a unique index); a manual run
+        only while its task exists. One transaction of three statements for the whole batch."""
+        if not openings:
+            return []
+        for opening in openings:
+            opening.run.node = node
+        uids_sql = "SELECT nextval('run_uids') FROM generate_series(1, ?)"
+        (uids,) = await self._execute([Stmt(uids_sql, (len(openings),), fetch=True)], write=False)
+        for opening, (uid,) in zip(openings, uids.rows, strict=True):
+            opening.run.uid = int(uid)
+        rows = [(*run_to_row(o.run), o.slot, o.fence) for o in openings]
+        columns = list(zip(*rows, strict=True))
+        inserted, held = await self._execute(
+            [
+                Stmt(_ADMIT, (*(list(c) for c in columns), node), fetch=True),
+                Stmt(
+                    "SELECT id, fence FROM tasks WHERE lease_owner = ? AND id = ANY(?)",
+                    (node, [o.run.task_id for o in openings]),
+                    fetch=True,
+                ),
+            ],
+            write=True,
+        )
+        admitted = {int(r[0]) for r in inserted.rows}
+        holding = {str(r[0]): int(r[1]) for r in held.rows}
+        verdicts = []
+        for opening in openings:
+            if opening.run.uid in admitted:
+                verdicts.append(Admission.ADMITTED)
+            elif opening.fence is not None and holding.get(opening.run.task_id) == opening.fence:
+                verdicts.append(Admission.SLOT_TAKEN)
+            else:
+                verdicts.append(Admission.CLAIM_LOST)
+        return verdicts
+
+
+_RUN_INSERT_COLUMNS = (*RUN_COLUMNS, "fence_slot")
+# The columns' types, for the arrays of the batch insert (PostgreSQL cannot infer them).
+_TYPES = (
+    "bigint text text text text text text float8 float8 float8 float8 text text text text "
+    "int bigint text float8"
+).split()
+_COLUMNS = ", ".join(_RUN_INSERT_COLUMNS)
+_ADMIT = (
+    f"INSERT INTO runs ({_COLUMNS}) SELECT {', '.join('v.' + c for c in _RUN_INSERT_COLUMNS)} "
+    f"FROM unnest({', '.join(f'?::{t}[]' for t in _TYPES)}, ?::bigint[]) "
+    f"AS v({_COLUMNS}, want_fence) WHERE EXISTS (SELECT 1 FROM tasks t WHERE t.id = v.task_id"
+    " AND (v.want_fence IS NULL OR (t.lease_owner = ? AND t.fence = v.want_fence)))"
+    " ON CONFLICT DO NOTHING RETURNING uid"
+)

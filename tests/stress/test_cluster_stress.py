@@ -1,0 +1,41 @@
+"""The cluster audit of tests/e2e/test_cluster.py for longer: three nodes, 200 periodic tasks
+(period 1 s) and 100 timed ones, faults (kill -9, SIGSTOP, terminated connections) for
+``STRESS_SECONDS`` (default 300; ``make stress`` in CI sets a short run), audited at the sink.
+Prints the audited runs, duplicates and the longest gap (the closing note's figures)."""
+
+import os
+import time
+
+import pytest
+
+from tests.e2e.cluster import Cluster, audit, faults, sink
+from tests.e2e.test_cluster import LEASE, _crashed, _create_load
+
+pytestmark = [pytest.mark.stress, pytest.mark.e2e, pytest.mark.postgres]
+
+SECONDS = float(os.environ.get("STRESS_SECONDS", "300"))
+
+
+@pytest.mark.timeout(SECONDS + 600)
+def test_every_slot_runs_once_under_long_faults(tmp_path, pg_url):
+    cluster = Cluster(tmp_path, pg_url, 3, lease=str(LEASE))
+    cluster.start()
+    log: list[str] = []
+    try:
+        with sink() as hits:
+            periods, timed = _create_load(cluster, hits.url, 200, 100, SECONDS)
+            faults(cluster, SECONDS, LEASE, log)
+            time.sleep(LEASE * 2 + 5)
+            result = audit(list(hits.hits), periods, timed)
+        missing = [t for t in result.timed_missing if not _crashed(cluster, t)]
+    finally:
+        cluster.stop()
+    print(
+        f"\ncluster stress: {result.runs} audited runs in {SECONDS:g} s, "
+        f"{len(result.duplicates)} duplicates, {len(result.timed_twice)} timed twice, "
+        f"{len(missing)} timed lost, longest gap {result.longest_gap:.2f} s, "
+        f"{len(log)} fault events"
+    )
+    assert result.duplicates == []
+    assert result.timed_twice == []
+    assert missing == []
