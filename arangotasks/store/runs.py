@@ -21,19 +21,43 @@ from arangotasks.store.schema import (
 # is read, not only what is sent.
 _PAGE_BATCH = 20
 # Pruning deletes in transactions of about this many seconds (the batch size adapts), so that
-# no other statement waits longer for the store.
-PRUNE_SLICE = 0.05
+# no other statement waits long for the store: well below the ~50 ms aimed at, as a step can
+# take twice its estimate on a busy machine.
+PRUNE_SLICE = 0.02
 _PRUNE_FIRST_BATCH = 4  # rows of 1 MiB take milliseconds each to delete
 _PRUNE_MAX_BATCH = 5000
+# ... and of at most this many bytes of result, output, error and requests (one run at least):
+# the cost of a delete is in its bytes, and the time-adapted row count lags behind a change in
+# row size (a run of small rows, then runs of 1 MiB). Lengths are in characters (SQL length()).
+PRUNE_BATCH_BYTES = 2 << 20
+
+_ROW_BYTES = (
+    "COALESCE(length(result_json), 0) + length(output) + COALESCE(length(error), 0)"
+    " + COALESCE(length(requests), 0)"
+)
+
+
+def _sized(uids: str) -> str:
+    """A DELETE of the first of the runs ``uids`` selects (a SELECT of uids whose last
+    parameter is a row limit) that fit in a byte budget (the statement's last parameter)."""
+    return f"""DELETE FROM runs WHERE uid IN (
+    SELECT uid FROM (
+        SELECT uid, ROW_NUMBER() OVER (ORDER BY uid) AS n,
+            SUM({_ROW_BYTES}) OVER (ORDER BY uid) AS upto
+        FROM runs WHERE uid IN ({uids})) AS sized
+    WHERE n = 1 OR upto <= ?)"""
+
 
 # One batch of pruning each: finished runs older than the age limit, and finished runs of one
 # task at or below the uid of its newest run beyond the number kept.
-_PRUNE_OLD = f"""DELETE FROM runs WHERE uid IN (
-    SELECT uid FROM runs WHERE finished_at < ? AND status NOT IN ({UNFINISHED}) LIMIT ?)"""
-_PRUNE_TASK = f"""DELETE FROM runs WHERE uid IN (
-    SELECT uid FROM runs WHERE task_id = ? AND status NOT IN ({UNFINISHED}) AND uid <= (
+_PRUNE_OLD = _sized(
+    f"SELECT uid FROM runs WHERE finished_at < ? AND status NOT IN ({UNFINISHED}) LIMIT ?"
+)
+_PRUNE_TASK = _sized(
+    f"""SELECT uid FROM runs WHERE task_id = ? AND status NOT IN ({UNFINISHED}) AND uid <= (
         SELECT uid FROM runs WHERE task_id = ? ORDER BY uid DESC LIMIT 1 OFFSET ?)
-    ORDER BY uid LIMIT ?)"""
+    ORDER BY uid LIMIT ?"""
+)
 _TASKS_OVER = "SELECT task_id FROM runs GROUP BY task_id HAVING COUNT(*) > ?"
 
 
@@ -105,16 +129,19 @@ class RunsSQLStore(SQLStore):
         return removed
 
     async def _delete_in_batches(self, sql: str, params: tuple[Any, ...]) -> int:
-        """Run ``sql`` (a DELETE whose last parameter is a batch size) until it deletes less than
-        a batch, each batch its own transaction of about ``PRUNE_SLICE`` seconds."""
+        """Run ``sql`` (a DELETE whose last parameters are a row limit and a byte budget) until
+        it deletes nothing, each batch its own transaction of about ``PRUNE_SLICE`` seconds and
+        at most ``PRUNE_BATCH_BYTES`` (one run at least)."""
         removed = 0
         while True:
             size = self._prune_batch
             started = time.monotonic()
-            result = await self._one(Stmt(sql, (*params, size)), write=True)
+            result = await self._one(Stmt(sql, (*params, size, PRUNE_BATCH_BYTES)), write=True)
             elapsed = time.monotonic() - started
-            removed += result.rowcount
-            self._prune_batch = next_batch(size, elapsed, _PRUNE_MAX_BATCH)
-            if result.rowcount < size:
+            if not result.rowcount:
                 return removed
+            removed += result.rowcount
+            # From the rows deleted, not the limit: a batch cut short by its bytes says how
+            # many rows of this size fit (the next one reads at most twice as many).
+            self._prune_batch = next_batch(result.rowcount, elapsed, _PRUNE_MAX_BATCH)
             await asyncio.sleep(0)  # statements queued meanwhile go first

@@ -9,8 +9,11 @@ import json
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from arangotasks.models import RunQuery
-from arangotasks.store.schema import SQLStore
+from arangotasks.store import runs as runs_module
+from arangotasks.store.schema import Result, SQLStore, Stmt
 from arangotasks.store.sqlite import SQLiteStore
 from tests.unit.test_store import F, P, make_store, pg_schema_dsn, run, store, uids  # noqa: F401
 
@@ -83,6 +86,50 @@ async def test_prune_in_small_batches(store: SQLStore) -> None:
     assert await store.prune_runs(keep_per_task=10, older_than=0) == 289  # 2 to 290
     assert uids((await store.query_runs(RunQuery(limit=100)))[0]) == [301, *range(300, 290, -1), 1]
     assert await store.prune_runs(keep_per_task=10, older_than=1e12) == 11
+
+
+async def test_big_runs_are_pruned_a_few_bytes_per_transaction(
+    store: SQLStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The byte budget of a batch, not only its row count, bounds what a transaction deletes:
+    after small rows the row limit is high, and a batch of it over runs of 1 MiB stalled the
+    store for 100s of ms."""
+    monkeypatch.setattr(runs_module, "PRUNE_BATCH_BYTES", 100_000)
+    big = json.dumps("b" * 40_000)  # about 40 kB with its output: two fit in a budget
+    await store.save_runs([run(uid, result_json=big) for uid in range(1, 31)])
+    store._prune_batch = 1000  # type: ignore[attr-defined]  # as after many small rows
+    deleted: list[int] = []
+    one = store._one
+
+    async def counting(stmt: Stmt, *, write: bool) -> Result:
+        result = await one(stmt, write=write)
+        if stmt.sql.lstrip().startswith("DELETE"):
+            deleted.append(result.rowcount)
+        return result
+
+    monkeypatch.setattr(store, "_one", counting)
+    assert await store.prune_runs(keep_per_task=2, older_than=0) == 28
+    assert sum(deleted) == 28
+    assert max(deleted) == 2 and len([n for n in deleted if n]) == 14  # 14 transactions
+    assert uids((await store.query_runs(RunQuery()))[0]) == [30, 29]
+
+
+async def test_sqlite_pruning_does_not_write_what_it_deletes(tmp_path: Path) -> None:
+    """A delete frees the pages of a big run without zeroing them through the WAL (builds with
+    SECURE_DELETE wrote every freed page): the incremental vacuum gives them back instead."""
+    path = tmp_path / "store.sqlite3"
+    store = SQLiteStore(path, checkpoint_interval=0)
+    await store.open()
+    try:
+        await store.save_runs([run(1, result_json=json.dumps("b" * 3_000_000)), run(2)])
+        with sqlite3.connect(path, isolation_level=None) as conn:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        assert Path(f"{path}-wal").stat().st_size == 0
+        assert await store.prune_runs(keep_per_task=1, older_than=0) == 1
+        assert Path(f"{path}-wal").stat().st_size < 1_000_000  # not the 3 MB of run 1
+        assert _pragma(path, "freelist_count") == 0
+    finally:
+        await store.close()
 
 
 def _pragma(path: Path, name: str) -> int:
