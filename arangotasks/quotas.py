@@ -23,6 +23,10 @@ class Allowance:
     max_params_bytes: int | None
 
 
+# No limits of one's own (immutable; made once: allowance() is on every run's path).
+_NO_OWN_LIMITS = UserLimits()
+
+
 def _kib(value: int | None) -> int | None:
     return None if value is None else value * 1024
 
@@ -30,7 +34,7 @@ def _kib(value: int | None) -> int | None:
 def allowance(settings: Settings, access: AccessConfig | None, owner: str) -> Allowance:
     """The limits of ``owner`` (a task's owner, a caller's name; "" is the anonymous superuser)."""
     user = access.users.get(owner) if access is not None else None
-    own = user.limits if user is not None else UserLimits()
+    own = user.limits if user is not None else _NO_OWN_LIMITS
     if owner == "" or (user is not None and user.superuser):
         timeout = own.max_timeout if own.max_timeout is not None else settings.max_timeout
         return Allowance(

@@ -68,3 +68,39 @@ async def test_a_job_due_before_the_pending_timer_moves_it_earlier(scheduler):
     assert got[0][1] < now + 0.2  # it did not wait for the earlier timer
     for (key, at), due in zip(got, (0.06, 0.25, 0.28), strict=True):
         assert at >= now + due, key
+
+
+async def test_keys_due_at_one_instant_share_one_job(scheduler):
+    """1,000 cron tasks of one expression are due at the same whole second: one APScheduler job
+    to add and process, not 1,000 (that made the last of such a burst fire ~150 ms late)."""
+    fired: asyncio.Queue = asyncio.Queue()
+    at = time.time() + 0.1
+    for i in range(50):
+        scheduler.schedule(f"k{i}", at, recorder(fired, f"k{i}"))
+    scheduler.schedule("other", at + 0.01, recorder(fired, "other"))
+    scheduler.schedule("k0", at + 0.02, recorder(fired, "k0-moved"))  # leaves the bucket
+    assert scheduler.cancel("k1") is True
+    assert scheduler.pending() == 50
+    assert len(scheduler._aps.get_jobs()) == 3
+    async with asyncio.timeout(5):
+        got = [(await fired.get())[0] for _ in range(50)]
+    assert sorted(got) == sorted([f"k{i}" for i in range(2, 50)] + ["other", "k0-moved"])
+    assert got[-2:] == ["other", "k0-moved"]
+    assert scheduler.pending() == 0 and not scheduler._aps.get_jobs()
+    await asyncio.sleep(0.1)
+    assert fired.empty()  # k1 was cancelled
+
+
+async def test_a_failing_fire_does_not_stop_the_others_of_its_instant(scheduler, caplog):
+    fired: asyncio.Queue = asyncio.Queue()
+
+    async def boom() -> None:
+        raise RuntimeError("boom")
+
+    at = time.time() + 0.05
+    scheduler.schedule("bad", at, boom)
+    scheduler.schedule("good", at, recorder(fired, "good"))
+    async with asyncio.timeout(5):
+        assert (await fired.get())[0] == "good"
+        while "boom" not in caplog.text:
+            await asyncio.sleep(0.01)
