@@ -5,9 +5,14 @@ The method of ``bench/precision.py`` (fire lateness = when ``Registry._fire`` st
 slot it was armed for), in-process, each configuration in a fresh event loop:
 
 * ``cron``: 1,000 tasks ``* * * * * *`` (UTC). Every slot is a whole second, so all 1,000 are due
-  at the same instant, every second: one burst.
-* ``period-burst``: 1,000 ``period: 1`` tasks whose first runs are all at the same instant (the
-  same burst; with fixed delay they stay nearly aligned). The like-for-like comparison.
+  at the same instant, every second: one burst a second.
+* ``period-burst``: 1,000 ``period: 1`` tasks whose first runs are all at the same instant. Only
+  that first burst is a burst: with fixed delay each next run is one period after its run
+  *finished*, so the runs spread over the time the burst took and, after a few seconds, fire
+  like ``period-spread``. The like-for-like comparison is therefore the *first burst* of both
+  kinds (``first``: every task due at one whole second, ``FIRST_IN`` seconds after seeding,
+  with the registry started and idle); the steady state (the window after the warm-up) is
+  reported too.
 * ``period-spread``: 1,000 ``period: 1`` tasks spread over the second (``precision``'s setup).
 
 ``null`` is a sandbox that answers at once (the scheduling path alone); ``pool`` the real QuickJS
@@ -28,6 +33,7 @@ from bench.precision import _registry
 COUNT = 1000
 TARGET_RATIO = 1.5
 TARGET_P99_MS = 10.0
+FIRST_IN = 3.0  # seconds from seeding to the first burst: the registry has started by then
 EXPRESSIONS = [
     ("* * * * * *", "UTC"),
     ("* * * * * *", "Europe/Berlin"),
@@ -37,17 +43,19 @@ EXPRESSIONS = [
 ]
 
 
-def _seed(data_dir: Path, kind: str) -> None:
+def _seed(data_dir: Path, kind: str) -> float:
+    """Store the tasks of ``kind``; the instant of their first slot (a whole second)."""
     from arangotasks.models import Options, Task
     from arangotasks.store import open_store
     from arangotasks.store.schema import Stmt, task_to_row
+
+    now = time.time()
+    first = math.ceil(now) + FIRST_IN  # a whole second, as a cron slot
 
     async def seed() -> None:
         store: Any = open_store(None, data_dir)
         await store.open()
         try:
-            now = time.time()
-            first = math.ceil(now) + 1.0  # a whole second, as a cron slot
             tasks = []
             for i in range(COUNT):
                 at = first + (i / COUNT if kind == "period-spread" else 0.0)
@@ -71,6 +79,7 @@ def _seed(data_dir: Path, kind: str) -> None:
             await store.close()
 
     asyncio.run(seed())
+    return first
 
 
 def _slot_cost() -> dict[str, float]:
@@ -90,20 +99,26 @@ def _slot_cost() -> dict[str, float]:
 
 def run(ctx: BenchContext) -> Outcome:
     quiet_in_process_logs()
-    warmup, seconds = (1.5, 3.0) if ctx.quick else (2.0, 8.0)
+    # The warm-up ends after the first burst (FIRST_IN seconds after seeding).
+    warmup, seconds = (FIRST_IN + 1.5, 3.0) if ctx.quick else (FIRST_IN + 2.0, 8.0)
     figures: dict[str, Any] = {"tasks": COUNT, "window_s": seconds, "results": {}}
     rows: list[Row] = []
     for sandbox in ("null", "pool"):
-        p99 = {}
+        p99, first_p99 = {}, {}
         for kind in ("period-spread", "period-burst", "cron"):
             data_dir = ctx.workdir / f"cron-{sandbox}-{kind}"
-            _seed(data_dir, kind)
-            window = asyncio.run(_registry(data_dir, sandbox == "pool", warmup, seconds))
+            first_at = _seed(data_dir, kind)
+            window = asyncio.run(
+                _registry(data_dir, sandbox == "pool", warmup, seconds, first_at=first_at)
+            )
             fire = summary_ms(window.fire)
             result: dict[str, Any] = {
                 "fire": fire,
                 "fires_per_task_per_s": round(len(window.fire) / COUNT / seconds, 3),
             }
+            if kind != "period-spread":
+                result["first_burst"] = summary_ms(window.first)
+                first_p99[kind] = result["first_burst"]["p99_ms"]
             if window.start:
                 result["start"] = summary_ms(window.start)
             figures["results"][f"{sandbox}/{kind}"] = result
@@ -116,15 +131,40 @@ def run(ctx: BenchContext) -> Outcome:
                     f"{result['fires_per_task_per_s']:.2f} fires/task/s",
                 )
             )
-        ratio = p99["cron"] / max(p99["period-burst"], 1e-3)
-        figures["results"][f"{sandbox}/cron_over_period_burst_p99"] = round(ratio, 2)
-        ok = ratio <= TARGET_RATIO and p99["cron"] < TARGET_P99_MS
+            if "first_burst" in result:
+                burst = result["first_burst"]
+                rows.append(
+                    Row(
+                        f"{COUNT} tasks {kind:<13} ({sandbox}) first burst med/p99",
+                        f"{burst['median_ms']:.2f}/{burst['p99_ms']:.2f} ms ({burst['n']} fires)",
+                    )
+                )
+        # Like for like: 1,000 fires due at the same instant, of either kind.
+        ratio = first_p99["cron"] / max(first_p99["period-burst"], 1e-3)
+        figures["results"][f"{sandbox}/cron_over_period_first_burst_p99"] = round(ratio, 2)
         rows.append(
             Row(
-                f"cron / period (same burst) p99 ({sandbox})",
-                f"{ratio:.2f}x ({p99['cron']:.2f} / {p99['period-burst']:.2f} ms)",
-                f"<= {TARGET_RATIO}x and < {TARGET_P99_MS:g} ms",
-                ok,
+                f"cron / period first burst p99 ({sandbox})",
+                f"{ratio:.2f}x ({first_p99['cron']:.2f} / {first_p99['period-burst']:.2f} ms)",
+                f"<= {TARGET_RATIO}x",
+                ratio <= TARGET_RATIO,
+            )
+        )
+        # The steady state: period tasks have spread out by then, cron ones have not.
+        steady = p99["cron"] / max(p99["period-burst"], 1e-3)
+        figures["results"][f"{sandbox}/cron_over_period_burst_p99"] = round(steady, 2)
+        rows.append(
+            Row(
+                f"cron / period steady state p99 ({sandbox}, not the same burst)",
+                f"{steady:.2f}x ({p99['cron']:.2f} / {p99['period-burst']:.2f} ms)",
+            )
+        )
+        rows.append(
+            Row(
+                f"cron steady state p99 ({sandbox})",
+                f"{p99['cron']:.2f} ms",
+                f"< {TARGET_P99_MS:g} ms",
+                p99["cron"] < TARGET_P99_MS,
             )
         )
     costs = _slot_cost()

@@ -81,6 +81,7 @@ class Window:
         self.fire: list[float] = []
         self.start: list[float] = []
         self.duration: list[float] = []
+        self.first: list[float] = []  # fires of the slot ``first_at`` given to _registry
 
     def add(self, samples: list[float], value: float) -> None:
         if self.open_:
@@ -93,7 +94,9 @@ class Window:
         self.open_ = False
 
 
-async def _registry(data_dir: Path, real_pool: bool, warmup: float, seconds: float) -> Window:
+async def _registry(
+    data_dir: Path, real_pool: bool, warmup: float, seconds: float, first_at: float | None = None
+) -> Window:
     from arangotasks.config import Settings
     from arangotasks.models import Run, RunTrigger, Task
     from arangotasks.registry import Registry
@@ -108,7 +111,10 @@ async def _registry(data_dir: Path, real_pool: bool, warmup: float, seconds: flo
 
     async def timed_fire(task: Task) -> None:
         if task.next_run_at is not None:
-            window.add(window.fire, time.time() - task.next_run_at)
+            late = time.time() - task.next_run_at
+            window.add(window.fire, late)
+            if task.next_run_at == first_at:  # also before the window opens
+                window.first.append(late)
         await original(task)
 
     def finished(run: Run) -> None:
