@@ -110,7 +110,8 @@ async def test_big_runs_are_pruned_a_few_bytes_per_transaction(
     monkeypatch.setattr(store, "_one", counting)
     assert await store.prune_runs(keep_per_task=2, older_than=0) == 28
     assert sum(deleted) == 28
-    assert max(deleted) == 2 and len([n for n in deleted if n]) == 14  # 14 transactions
+    # 2 runs at most per transaction (fewer when a slow batch shrinks the row limit).
+    assert max(deleted) == 2 and len([n for n in deleted if n]) >= 14
     assert uids((await store.query_runs(RunQuery()))[0]) == [30, 29]
 
 
