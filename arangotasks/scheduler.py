@@ -92,6 +92,7 @@ class JobScheduler:
         self._buckets: dict[float, dict[str, Callable[[], Awaitable[None]]]] = {}
         self._due: dict[str, float] = {}  # key -> the instant of its bucket
         self._firing: set[asyncio.Task[None]] = set()  # fires started by a bucket
+        self._shut = False
         self._sweeper: asyncio.Task[None] | None = None
         self._aps = _Scheduler(
             timezone=UTC,
@@ -108,6 +109,7 @@ class JobScheduler:
 
     def start(self) -> None:
         """Start the timer; must be called inside the running event loop."""
+        self._shut = False
         self._aps.start()
         self._sweeper = asyncio.create_task(self._sweep_loop(), name="scheduler-sweep")
 
@@ -120,6 +122,9 @@ class JobScheduler:
             self._aps.pause()
 
     def shutdown(self) -> None:
+        """Stop firing: also a fire its bucket started that has not begun to run yet (the
+        registry waits only for fires that began, and closes the sandbox after them)."""
+        self._shut = True
         if self._sweeper is not None:
             self._sweeper.cancel()
             self._sweeper = None
@@ -176,11 +181,21 @@ class JobScheduler:
 
     async def _fire_bucket(self, at: float) -> None:
         """Start every fire of instant ``at``, each in its own task (as APScheduler would)."""
+        if self._shut:
+            return
         for key, func in self._buckets.pop(at, {}).items():
             del self._due[key]
-            job = asyncio.create_task(_logged(key, func), name=f"fire-{key}")
+            job = asyncio.create_task(self._logged(key, func), name=f"fire-{key}")
             self._firing.add(job)
             job.add_done_callback(self._firing.discard)
+
+    async def _logged(self, key: str, func: Callable[[], Awaitable[None]]) -> None:
+        if self._shut:
+            return  # shut down after its bucket started it, before it began
+        try:
+            await func()
+        except Exception:  # as APScheduler did for a job: logged, the other fires go on
+            log.exception("fire of %s raised an exception", key)
 
     def cancel(self, key: str) -> bool:
         if self._parked.pop(key, None) is not None:
@@ -193,10 +208,3 @@ class JobScheduler:
 
 def _job_id(at: float) -> str:
     return f"at {at!r}"
-
-
-async def _logged(key: str, func: Callable[[], Awaitable[None]]) -> None:
-    try:
-        await func()
-    except Exception:  # as APScheduler did for a job: logged, the other fires go on
-        log.exception("fire of %s raised an exception", key)

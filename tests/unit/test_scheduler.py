@@ -104,3 +104,18 @@ async def test_a_failing_fire_does_not_stop_the_others_of_its_instant(scheduler,
         assert (await fired.get())[0] == "good"
         while "boom" not in caplog.text:
             await asyncio.sleep(0.01)
+
+
+async def test_a_fire_started_by_its_bucket_but_not_begun_does_not_run_after_shutdown():
+    """The registry waits for fires that began and then closes the sandbox: a fire its bucket
+    had started just before the shutdown must not begin after it ("the sandbox is closed")."""
+    sched = JobScheduler()
+    sched.start()
+    fired: asyncio.Queue = asyncio.Queue()
+    at = time.time() - 1  # due at once
+    for i in range(20):
+        sched.schedule(f"k{i}", at, recorder(fired, f"k{i}"))
+    await sched._fire_bucket(at)  # as its job would: the fires are created, not begun
+    sched.shutdown()
+    await asyncio.sleep(0.1)
+    assert fired.empty()
