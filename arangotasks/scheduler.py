@@ -114,7 +114,10 @@ class JobScheduler:
         self._sweeper = asyncio.create_task(self._sweep_loop(), name="scheduler-sweep")
 
     def pause(self) -> None:
-        """Fire nothing more; jobs running now go on (:meth:`shutdown` cancels them)."""
+        """Fire nothing more; jobs running now go on (:meth:`shutdown` cancels them). Nothing
+        more includes a fire its bucket started that has not begun to run yet: the registry
+        waits only for fires that began, and closes the sandbox after them."""
+        self._shut = True
         if self._sweeper is not None:
             self._sweeper.cancel()
             self._sweeper = None
@@ -122,8 +125,7 @@ class JobScheduler:
             self._aps.pause()
 
     def shutdown(self) -> None:
-        """Stop firing: also a fire its bucket started that has not begun to run yet (the
-        registry waits only for fires that began, and closes the sandbox after them)."""
+        """Stop firing (as :meth:`pause`) and stop APScheduler."""
         self._shut = True
         if self._sweeper is not None:
             self._sweeper.cancel()
