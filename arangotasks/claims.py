@@ -8,12 +8,12 @@ Several nodes on one PostgreSQL decide through the database, with no leader
 
 1. **Claim.** Every ``cluster_poll`` seconds (and at once after a create here) a node leases
    the tasks due within ``cluster_ahead`` seconds that nobody holds, ``FOR UPDATE SKIP LOCKED``:
-   two nodes claiming at once take different tasks. A lease names its node, ends
-   ``cluster_lease`` seconds later on PostgreSQL's clock, and carries a fence (a counter
-   bumped by every claim). Only a node holding a task arms a timer for it (APScheduler), so N
+   two nodes claiming at once take different tasks. A lease names its node, lasts while that
+   node's heartbeat is younger than ``cluster_lease`` seconds (PostgreSQL's clock), and carries
+   a fence (a counter bumped by every claim). Only a node holding a task arms a timer for it (APScheduler), so N
    nodes do not all wake for every task.
-2. **Renew.** The heartbeat (``membership.py``) renews every lease of the node in one
-   statement; a lease missing from its answer was lost (the node paused or lost its
+2. **Renew.** The heartbeat (``membership.py``) renews every lease of the node at once (one
+   row: the node's) and reads back the leases it holds; a lease missing from that answer was lost (the node paused or lost its
    connection longer than the lease, and another node took the task over).
 3. **Fence.** Before a slot runs, its run row is inserted: only while this node still holds the
    lease with its fence, and only once per (task, slot, attempt), by a unique index. The row,
@@ -51,9 +51,10 @@ REAP_EVERY = 1.0  # seconds between looks for runs of dead nodes
 # A task whose next slot comes within this many seconds stays with its node: a period of a
 # few seconds does not change nodes (and leases) at every run.
 HOLD_WINDOW = 5.0
-# Next-run times of held tasks are written at most this often (they matter only when another
-# node takes the task over, and then the occurrence fence tells a slot that ran already).
-ADVANCE_EVERY = 1.0
+# Next-run times of held tasks are written at most this often: they matter only when another
+# node takes the task over, and then the occurrence fence tells a slot that ran already (a run
+# row lives far longer: history_keep runs per task).
+ADVANCE_EVERY = 5.0
 FORGET_NODES_AFTER = 3600.0  # a node dead this long leaves /_api/nodes
 
 

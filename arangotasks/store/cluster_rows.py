@@ -73,9 +73,9 @@ _HEARTBEAT = (
     f"VALUES (?, ?, ?, {NOW}, ?, 0) ON CONFLICT (id) DO UPDATE SET address = excluded.address, "
     "heartbeat_at = excluded.heartbeat_at, held = excluded.held, stopped = 0"
 )
-_RENEW = (
-    f"UPDATE tasks SET lease_until = {NOW} + ? WHERE lease_owner = ? RETURNING id, fence, revision"
-)
+# A lease lasts while its node's heartbeat is fresh: renewing every lease is one row (the
+# node's), and the heartbeat reads back the leases it holds.
+_RENEW = "SELECT id, fence, revision FROM tasks WHERE lease_owner = ?"
 _NODES = (
     f"SELECT id, address, started_at, heartbeat_at, held, stopped, {NOW} FROM nodes ORDER BY id"
 )
@@ -83,22 +83,20 @@ _NODES = (
 # different tasks instead of waiting for each other.
 _CLAIM = f"""WITH due AS (
     SELECT id FROM tasks WHERE next_run_at IS NOT NULL AND enabled = 1
-      AND next_run_at <= {NOW} + ? AND (lease_owner IS NULL OR lease_until < {NOW})
+      AND next_run_at <= {NOW} + ? AND (lease_owner IS NULL OR lease_owner NOT IN (
+        SELECT id FROM nodes WHERE stopped = 0 AND heartbeat_at > {NOW} - ?))
     ORDER BY next_run_at LIMIT ? FOR UPDATE SKIP LOCKED)
-  UPDATE tasks AS t SET lease_owner = ?, lease_until = {NOW} + ?, fence = t.fence + 1
+  UPDATE tasks AS t SET lease_owner = ?, fence = t.fence + 1
   FROM due WHERE t.id = due.id RETURNING {_TASK_SELECT}, t.fence"""
-_TAKE = f"""UPDATE tasks AS t SET lease_owner = ?, lease_until = {NOW} + ?, fence = t.fence + 1
+_TAKE = """UPDATE tasks AS t SET lease_owner = ?, fence = t.fence + 1
   WHERE t.id = ? RETURNING t.fence"""
 _ADVANCE = "UPDATE tasks SET next_run_at = ? WHERE id = ? AND lease_owner = ? AND fence = ?"
 _RELEASE = (
-    "UPDATE tasks SET next_run_at = ?, lease_owner = NULL, lease_until = NULL "
+    "UPDATE tasks SET next_run_at = ?, lease_owner = NULL "
     "WHERE id = ? AND lease_owner = ? AND fence = ?"
 )
-_FREE = (
-    "UPDATE tasks SET lease_owner = NULL, lease_until = NULL "
-    "WHERE id = ? AND lease_owner = ? AND fence = ?"
-)
-_RELEASE_ALL = "UPDATE tasks SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = ?"
+_FREE = "UPDATE tasks SET lease_owner = NULL WHERE id = ? AND lease_owner = ? AND fence = ?"
+_RELEASE_ALL = "UPDATE tasks SET lease_owner = NULL WHERE lease_owner = ?"
 _STOPPED = "UPDATE nodes SET stopped = 1 WHERE id = ?"
 # Unfinished runs of nodes that stopped heartbeating (or stopped) are crashes.
 _REAP = f"""UPDATE runs SET status = '{RunStatus.FAILED.value}', finished_at = {NOW}, error = ?
@@ -122,7 +120,7 @@ class ClusterRows:
         _, renewed, nodes = await self._execute(
             [
                 Stmt(_HEARTBEAT, (node, address, started_at, held)),
-                Stmt(_RENEW, (lease, node), fetch=True),
+                Stmt(_RENEW, (node,), fetch=True),
                 Stmt(_NODES, fetch=True),
             ],
             write=True,
@@ -147,16 +145,14 @@ class ClusterRows:
     ) -> list[tuple[Task, int]]:
         """Lease up to ``limit`` tasks due within ``ahead`` seconds that nobody holds."""
         result = (
-            await self._execute([Stmt(_CLAIM, (ahead, limit, node, lease), fetch=True)], write=True)
+            await self._execute([Stmt(_CLAIM, (ahead, lease, limit, node), fetch=True)], write=True)
         )[0]
         return [(row_to_task(row[:-1]), int(row[-1])) for row in result.rows]
 
     async def take(self, node: str, task_id: str, lease: float) -> int | None:
         """Lease one task whoever holds it (a write on this node changed its schedule); the
         old holder's fence is void. ``None`` when the task is gone."""
-        result = (
-            await self._execute([Stmt(_TAKE, (node, lease, task_id), fetch=True)], write=True)
-        )[0]
+        result = (await self._execute([Stmt(_TAKE, (node, task_id), fetch=True)], write=True))[0]
         return int(result.rows[0][0]) if result.rows else None
 
     async def settle_leases(

@@ -276,6 +276,7 @@ async def test_a_single_server_postgresql_store_becomes_a_cluster_store(
         assert old_run is not None and old_run.node is None
         # A run of the last life of a single server is a crash when a node starts.
         assert await store.fail_own_runs("n1", {"type": "crash"}) == 1
+        await store.heartbeat("n1", "host:1", 1.0, 0, 3.0)  # n1 is alive: its leases hold
         [(claimed, fence)] = await store.claim_due("n1", 1.0, 3.0, 10)
         assert claimed.id == "a" and fence == 1
         assert await store.claim_due("n2", 1.0, 3.0, 10) == []  # held by n1
