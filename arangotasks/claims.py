@@ -10,11 +10,12 @@ Several nodes on one PostgreSQL decide through the database, with no leader
    the tasks due within ``cluster_ahead`` seconds that nobody holds, ``FOR UPDATE SKIP LOCKED``:
    two nodes claiming at once take different tasks. A lease names its node, lasts while that
    node's heartbeat is younger than ``cluster_lease`` seconds (PostgreSQL's clock), and carries
-   a fence (a counter bumped by every claim). Only a node holding a task arms a timer for it (APScheduler), so N
-   nodes do not all wake for every task.
+   a fence (a counter bumped by every claim). Only a node holding a task arms a timer for it
+   (APScheduler), so N nodes do not all wake for every task.
 2. **Renew.** The heartbeat (``membership.py``) renews every lease of the node at once (one
-   row: the node's) and reads back the leases it holds; a lease missing from that answer was lost (the node paused or lost its
-   connection longer than the lease, and another node took the task over).
+   row: the node's) and reads back the leases it holds; a lease missing from that answer was
+   lost (the node paused or lost its connection longer than the lease, and another node took
+   the task over).
 3. **Fence.** Before a slot runs, its run row is inserted: only while this node still holds the
    lease with its fence, and only once per (task, slot, attempt), by a unique index. The row,
    not the lease, is what makes a slot run once: a node that resumes from a pause with an old
