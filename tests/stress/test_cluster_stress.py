@@ -9,6 +9,7 @@ import time
 import pytest
 
 from tests.e2e.cluster import Cluster, audit, faults, sink
+from tests.e2e.conftest import pg_url  # noqa: F401  (the fixture: a fresh database)
 from tests.e2e.test_cluster import LEASE, _crashed, _create_load
 
 pytestmark = [pytest.mark.stress, pytest.mark.e2e, pytest.mark.postgres]
@@ -17,7 +18,7 @@ SECONDS = float(os.environ.get("STRESS_SECONDS", "300"))
 
 
 @pytest.mark.timeout(SECONDS + 600)
-def test_every_slot_runs_once_under_long_faults(tmp_path, pg_url):
+def test_every_slot_runs_once_under_long_faults(tmp_path, pg_url):  # noqa: F811
     cluster = Cluster(tmp_path, pg_url, 3, lease=str(LEASE))
     cluster.start()
     log: list[str] = []
