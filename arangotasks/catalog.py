@@ -69,12 +69,7 @@ class Catalog:
     def absorb(self, row: Task) -> Task:
         """The live object for a task read from the store: the cached one brought up to date
         (its next run time included), or ``row`` itself, now cached."""
-        cached = self._tasks.get(row.id)
-        if cached is None:
-            self.add(row)
-            return row
-        if cached.revision != row.revision:
-            self.replace(cached, row)
+        cached = self.absorb_revision(row)
         cached.next_run_at = row.next_run_at
         return cached
 

@@ -44,6 +44,7 @@ from arangotasks.config import Settings
 from arangotasks.errors import StoreUnavailableError
 from arangotasks.history import CRASH_ERROR, History
 from arangotasks.models import Run, RunStatus, RunTrigger, Task
+from arangotasks.stopping import cancel_loops
 from arangotasks.store.cluster_rows import Admission, Beat, ClusterRows, Opening
 
 log = logging.getLogger(__name__)
@@ -178,11 +179,7 @@ class ClusterClaims:
         ]
 
     async def close(self) -> None:
-        for loop in self._loops:
-            loop.cancel()
-        for loop in self._loops:
-            with contextlib.suppress(asyncio.CancelledError):
-                await loop
+        await cancel_loops(self._loops)
         self._loops = []
         try:
             await self._flush_settles()
@@ -239,9 +236,8 @@ class ClusterClaims:
             return
         self._running.discard(task.id)
         at = task.next_run_at
-        far = at is None or not task.options.enabled
-        if at is not None:
-            far = far or at > time.time() + max(HOLD_WINDOW, self._settings.cluster_ahead)
+        hold_until = time.time() + max(HOLD_WINDOW, self._settings.cluster_ahead)
+        far = at is None or not task.options.enabled or at > hold_until
         if far or len(self._held) > self._share:
             self._drop(task.id)
             self._queue_settle(task.id, fence, at, give=True)

@@ -1,7 +1,6 @@
 """Run history: allocates run uids and writes run records in batches, off the run path."""
 
 import asyncio
-import contextlib
 import itertools
 import logging
 import time
@@ -10,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from arangotasks.config import Settings
 from arangotasks.errors import StoreUnavailableError
 from arangotasks.models import ErrorType, Run, RunQuery, RunStatus, RunTrigger, StoredRun, Task
+from arangotasks.stopping import cancel_loops
 from arangotasks.store.base import TaskStore
 
 log = logging.getLogger(__name__)
@@ -69,11 +69,7 @@ class History:
         return recovered
 
     async def close(self) -> None:
-        for task in self._loops:
-            task.cancel()
-        for task in self._loops:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_loops(self._loops)
         self._loops = []
         try:
             await self.flush()

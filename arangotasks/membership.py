@@ -8,7 +8,6 @@ nothing that a client can see.
 """
 
 import asyncio
-import contextlib
 import logging
 import secrets
 import socket
@@ -19,6 +18,7 @@ from typing import Any
 from arangotasks.claims import ClusterClaims
 from arangotasks.config import Settings
 from arangotasks.errors import StoreUnavailableError
+from arangotasks.stopping import cancel_loops
 from arangotasks.store.cluster_rows import CHANNEL, ClusterRows, NodeRow
 
 log = logging.getLogger(__name__)
@@ -81,11 +81,7 @@ class Membership:
 
     async def close(self) -> None:
         """Leave: stop beating and free every lease at once (a clean stop fails over now)."""
-        for loop in self._loops:
-            loop.cancel()
-        for loop in self._loops:
-            with contextlib.suppress(asyncio.CancelledError):
-                await loop
+        await cancel_loops(self._loops)
         self._loops = []
         try:
             await self._store.leave(self.node_id)

@@ -14,7 +14,7 @@ from arangotasks.claims import Claims
 from arangotasks.config import Settings
 from arangotasks.errors import StoreUnavailableError
 from arangotasks.history import History
-from arangotasks.membership import Membership, node_identity
+from arangotasks.membership import Membership
 from arangotasks.models import Task
 from arangotasks.scheduler import JobScheduler
 from arangotasks.store.base import TaskStore
@@ -39,7 +39,9 @@ class PeerEvents:
     claims: Claims
     membership: Membership | None
     node_id: str
+    address: str
     started_at: float
+    _shared_rows: ClusterRows | None
     _scheduler: JobScheduler
     _active: set[asyncio.Task[None]]
     _shared: bool
@@ -83,13 +85,8 @@ class PeerEvents:
         self.catalog.absorb_revision(row)
 
     async def store_task(self, task_id: str) -> Task | None:
-        assert self._shared
-        return await self._cluster_store().get_task(task_id)
-
-    def _cluster_store(self) -> ClusterRows:
-        shared = shared_store(self.store)
-        assert shared is not None
-        return shared
+        assert self._shared_rows is not None
+        return await self._shared_rows.get_task(task_id)
 
     def _spawn(self, job: Any) -> None:
         task = asyncio.ensure_future(job)
@@ -116,7 +113,7 @@ class PeerEvents:
         return [
             {
                 "id": self.node_id,
-                "address": node_identity(self.settings)[1],
+                "address": self.address,
                 "startedAt": iso(self.started_at),
                 "heartbeatAt": iso(time.time()),
                 "alive": True,

@@ -60,10 +60,10 @@ class Registry(ScheduleMixin, RunPath, PeerEvents):
         )
         self.history = History(store, settings)
         self.vault = Vault(store, settings)
-        shared = shared_store(store)
+        shared = self._shared_rows = shared_store(store)
         self._shared = shared is not None
         self.catalog = Catalog(store, Usage(), shared, self._gone)
-        self.node_id, address = node_identity(settings)
+        self.node_id, self.address = node_identity(settings)
         self.started_at = time.time()
         self.membership: Membership | None = None
         self.claims: Claims
@@ -72,7 +72,7 @@ class Registry(ScheduleMixin, RunPath, PeerEvents):
             self.claims = self._cluster = cluster
             listen_dsn = getattr(getattr(store, "_inner", store), "dsn", None)
             self.membership = Membership(
-                shared, cluster, settings, self.node_id, address, listen_dsn
+                shared, cluster, settings, self.node_id, self.address, listen_dsn
             )
         else:
             self.claims = LocalClaims(self.history, self.node_id)

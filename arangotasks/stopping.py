@@ -6,6 +6,7 @@ README's "A normal stop".
 """
 
 import asyncio
+import contextlib
 import logging
 
 from arangotasks.models import ErrorType
@@ -36,6 +37,15 @@ async def stop_runs(active: set[asyncio.Task[None]], sandbox: Sandbox, grace: fl
     for job in list(active):  # stuck elsewhere (a store write): ended quietly
         job.cancel()
     await asyncio.gather(*active, return_exceptions=True)
+
+
+async def cancel_loops(loops: list[asyncio.Task[None]]) -> None:
+    """Cancel background loops and wait until each has ended."""
+    for loop in loops:
+        loop.cancel()
+    for loop in loops:
+        with contextlib.suppress(asyncio.CancelledError):
+            await loop
 
 
 def canceled_error(*, manual: bool, repeats: bool, reruns: bool) -> dict[str, str]:
