@@ -34,16 +34,45 @@ def cluster_pids(dsn: str) -> list[int]:
 
 
 @contextlib.contextmanager
-def hung(dsn: str) -> Iterator[None]:
-    pids = cluster_pids(dsn)
-    for pid in pids:
-        os.kill(pid, signal.SIGSTOP)
+def paused(pids: list[int]) -> Iterator[None]:
+    """Stops every process in ``pids`` and always lets them go on afterwards.
+
+    A backend may exit between listing it and stopping it (CI saw ProcessLookupError there);
+    that must neither fail the test nor leave the postmaster stopped for every later test."""
     try:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGSTOP)
         yield
     finally:
         for pid in reversed(pids):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGCONT)
+
+
+def hung(dsn: str) -> contextlib.AbstractContextManager[None]:
+    """The whole PostgreSQL cluster behind ``dsn``, stopped."""
+    return paused(cluster_pids(dsn))
+
+
+def process_state(pid: int) -> str:
+    return (Path("/proc") / str(pid) / "stat").read_text().rpartition(")")[2].split()[0]
+
+
+def test_pausing_skips_a_process_that_is_gone_and_resumes_the_rest():
+    """The bug that left CI's PostgreSQL stopped: a pid listed, then gone before SIGSTOP."""
+    import subprocess
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    alive = subprocess.Popen(["sleep", "30"])
+    try:
+        with paused([alive.pid, gone.pid]):
+            assert process_state(alive.pid) == "T"
+        assert process_state(alive.pid) in {"S", "R"}
+    finally:
+        alive.kill()
+        alive.wait()
 
 
 def wait_ok(http: Http, method: str, path: str, body=None, within: float = 60) -> dict:
