@@ -102,7 +102,7 @@ async def _registry_path(data_dir: Path, sequential: int, saturated: int) -> dic
     loop = asyncio.get_running_loop()
 
     async def one(task_id: str) -> Run:
-        run = registry.run_now(task_id, ANONYMOUS_SUPERUSER)
+        run = await registry.run_now(task_id, ANONYMOUS_SUPERUSER)
         future = waiting.setdefault(run.uid, loop.create_future())
         return await future
 
