@@ -100,7 +100,7 @@ class Membership:
             log.warning("could not notify the other nodes (%s): %s", news, exc)
 
     async def _beat(self) -> None:
-        sent = time.time()
+        sent, sent_mono = time.time(), time.monotonic()
         beat = await self._store.heartbeat(
             self.node_id,
             self.address,
@@ -109,7 +109,7 @@ class Membership:
             self._settings.cluster_lease,
         )
         received = time.time()
-        self._claims.renewed(beat, sent, received)
+        self._claims.renewed(beat, sent, received, sent_mono)
         skew = self._claims.clock_offset
         if abs(skew) > 1.0:
             log.warning("this node's clock is %.1f s off PostgreSQL's", -skew)

@@ -18,13 +18,23 @@ from arangotasks.history import History
 from arangotasks.models import ErrorType, Run, RunOutcome, RunStatus, RunTrigger, Task
 from arangotasks.quotas import Allowance
 from arangotasks.runlog import log_run
-from arangotasks.sandbox.base import Limits, Sandbox, SandboxClosedError
+from arangotasks.sandbox.base import Limits, NotStartedError, Sandbox, SandboxClosedError
 from arangotasks.stopping import canceled_error
 from arangotasks.store.cluster_rows import Admission
 
 log = logging.getLogger(__name__)
 
 MARK_FIRED_RETRY = 1.0
+# A scheduled run admitted on a node whose lease then lapsed (it paused, or lost PostgreSQL,
+# while the run waited for a worker): it never started, and another node may run the task.
+LAPSED_NAME = "LeaseLapsed"
+LAPSED_ERROR = {
+    "type": ErrorType.MISSED.value,
+    "name": LAPSED_NAME,
+    "message": "not started: this node's lease on the task lapsed while the run waited for a "
+    "worker (the node paused or lost PostgreSQL); the task goes on where it is held",
+    "stack": "",
+}
 
 
 def _readable(outcome: RunOutcome) -> RunOutcome:
@@ -145,6 +155,12 @@ class RunPath:
                     return True
                 assert isinstance(run, Run)
                 await self._execute(task, run)
+                if run.error is not None and run.error.get("name") == LAPSED_NAME:
+                    # Its slot is free again (a timed task must still run once, somewhere),
+                    # and the lease goes back if this node still has it.
+                    await self.claims.unfence(run)
+                    self.claims.give_back(task)
+                    return False
                 retries = task.options.retries
                 if run.status is not RunStatus.FAILED or retries is None or attempt > retries.count:
                     return True
@@ -230,6 +246,7 @@ class RunPath:
             timeout = min(task.timeout or limits.timeout, allowed.max_timeout)
             if timeout != limits.timeout:
                 limits = dataclasses.replace(limits, timeout=timeout)
+            manual = run.trigger is RunTrigger.MANUAL
             try:
                 outcome = await self.sandbox.run(
                     task.command,
@@ -240,7 +257,15 @@ class RunPath:
                     database=task.database,
                     owner=task.owner,
                     max_concurrent=allowed.max_runs,
+                    start_by=None if manual else self.claims.start_gate(task.id),
                 )
+            except NotStartedError:
+                log.warning("task %s: run not started: this node's lease lapsed", task.id)
+                run.status = RunStatus.CANCELED
+                run.finished_at = time.time()
+                run.error = dict(LAPSED_ERROR)
+                self._finished(run)
+                return
             except SandboxClosedError:
                 if not self._stopping.is_set():
                     raise

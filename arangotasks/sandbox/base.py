@@ -52,6 +52,14 @@ class SandboxClosedError(RuntimeError):
     did not start."""
 
 
+class NotStartedError(RuntimeError):
+    """The run's start deadline (``start_by``) passed before a worker began it: no part of the
+    command ran. Several nodes: this node could not be sure it still held the task's lease."""
+
+
+StartBy = Callable[[], float]  # the current latest start (time.monotonic()) of a run
+
+
 class Sandbox(Protocol):
     async def start(self) -> None:
         """Start the workers; call inside the running event loop."""
@@ -89,6 +97,7 @@ class Sandbox(Protocol):
         database: str = "",
         owner: str = "",
         max_concurrent: int | None = None,
+        start_by: StartBy | None = None,
     ) -> RunOutcome:
         """Run the raw ``command`` as a function body with ``params`` in scope.
 
@@ -99,4 +108,7 @@ class Sandbox(Protocol):
         :param database: the task's database, which host calls (outbound HTTP) act for.
         :param owner: whose run this is: workers are shared fairly between owners.
         :param max_concurrent: most workers ``owner``'s runs may hold at once (``None``: no cap).
+        :param start_by: asked when a worker is about to take the run: the latest
+            ``time.monotonic()`` it may begin at (the worker checks it again on receipt; the
+            clock is system-wide). Past it, :class:`NotStartedError` and nothing ran.
         """

@@ -14,8 +14,10 @@ from arangotasks.models import ErrorType, RunOutcome
 from arangotasks.redact import redactor_for
 from arangotasks.sandbox.base import (
     Limits,
+    NotStartedError,
     SandboxClosedError,
     SandboxUnavailableError,
+    StartBy,
     interrupted_error,
 )
 from arangotasks.sandbox.host import HostCalls, HostRun
@@ -194,6 +196,7 @@ class QuickJSSandbox:
         database: str = "",
         owner: str = "",
         max_concurrent: int | None = None,
+        start_by: StartBy | None = None,
     ) -> RunOutcome:
         limits = limits or self.limits
         known = command in self._host_commands
@@ -210,6 +213,7 @@ class QuickJSSandbox:
                     database=database,
                     owner=owner,
                     max_concurrent=max_concurrent,
+                    start_by=start_by,
                 )
         request: dict[str, Any] = {"op": "run", "command": command, "params": params_json}
         request.update(limit_fields(limits))
@@ -219,7 +223,9 @@ class QuickJSSandbox:
             request["divert"] = True  # a host call: answer at once, the host workers run it
         run = HostRun(database, limits.timeout)
         try:
-            answer = await self._call(request, limits, on_start, run, owner, max_concurrent)
+            answer = await self._call(
+                request, limits, on_start, run, owner, max_concurrent, start_by
+            )
         except WorkerGone as gone:  # the registry logs the failed run
             outcome = RunOutcome(
                 ok=False, output=run.output, error=gone.error, requests=run.requests
@@ -244,7 +250,10 @@ class QuickJSSandbox:
                 database=database,
                 owner=owner,
                 max_concurrent=max_concurrent,
+                start_by=start_by,
             )
+        if answer.get("not_started"):  # the worker got it past its start deadline
+            raise NotStartedError("the run's start deadline passed before its worker began it")
         outcome = RunOutcome(
             ok=bool(answer["ok"]),
             result_json=answer.get("result"),
@@ -297,11 +306,20 @@ class QuickJSSandbox:
         run: HostRun | None = None,
         owner: str = "",
         max_concurrent: int | None = None,
+        start_by: StartBy | None = None,
     ) -> dict[str, Any]:
         """One request on an idle worker, taken fairly for ``owner``; :class:`WorkerGone` when it
         gives no answer. A worker that gave none is replaced in the background."""
         worker = await self._workers.acquire(owner, max_concurrent)
         try:
+            if start_by is not None:
+                # Asked now, not when the run was queued: the latest start may have moved on
+                # (a renewed lease) or gone (a lost one) while the run waited for a worker.
+                latest = start_by()
+                if time.monotonic() >= latest:
+                    self._workers.release(worker)
+                    raise NotStartedError("the run's start deadline passed while it waited")
+                request["start_by"] = latest
             return await self._call_on(worker, request, limits, on_start, run)
         finally:
             self._workers.done(owner)

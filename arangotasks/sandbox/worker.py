@@ -15,6 +15,8 @@ Requests (limits in seconds and bytes)::
 
 A result whose JSON text is beyond ``result`` bytes fails the run here (``error.type`` "result"),
 so that the server never reads it; an error's message and stack are cut at their limits.
+``"start_by": float`` (optional, ``time.monotonic()``, which is system-wide) is the latest the
+run may begin: a request read later answers ``{"not_started": true}`` and runs nothing.
     {"op": "compile", "command": str, "timeout": float, "memory": int, "stack": int}
     -> {"error": str | null}   (parse only: the command never runs)
 
@@ -50,6 +52,7 @@ import logging
 import os
 import resource
 import sys
+import time
 from typing import Any, BinaryIO
 
 from arangotasks.models import ErrorType
@@ -57,6 +60,8 @@ from arangotasks.sandbox import engine, hardening, watch
 from arangotasks.sandbox.runner import Runner, load_prelude
 
 log = logging.getLogger(__name__)
+
+_NOT_STARTED = json.dumps({"not_started": True})
 
 # The run a worker makes before it reports ready, and its answer: it prints (prelude_output.js
 # compiles) and holds a few MiB, which a worker without room for real runs cannot.
@@ -99,7 +104,14 @@ def serve(runner: Runner, requests: BinaryIO, answers: BinaryIO) -> None:
     """Answer each request line until end of input."""
     for line in requests:
         try:
-            text = runner.answer(json.loads(line))
+            request = json.loads(line)
+            start_by = request.get("start_by")
+            if start_by is not None and time.monotonic() >= float(start_by):
+                # The server sent it in time but this line came late (the server was paused
+                # between its check and the write): the run must not begin now.
+                text = _NOT_STARTED
+            else:
+                text = runner.answer(request)
         except Exception as exc:  # a bug here must not end the worker: report it as the answer
             log.exception("sandbox worker: request failed")
             error = {"type": ErrorType.CRASH, "name": "WorkerError", "message": repr(exc)}

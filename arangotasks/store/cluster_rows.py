@@ -87,15 +87,22 @@ _CLAIM = f"""WITH due AS (
         SELECT id FROM nodes WHERE stopped = 0 AND heartbeat_at > {NOW} - ?))
     ORDER BY next_run_at LIMIT ? FOR UPDATE SKIP LOCKED)
   UPDATE tasks AS t SET lease_owner = ?, fence = t.fence + 1
-  FROM due WHERE t.id = due.id RETURNING {_TASK_SELECT}, t.fence"""
+  FROM due WHERE t.id = due.id RETURNING {_TASK_SELECT}, t.fence,
+    (SELECT max(r.fence_slot) FROM runs r WHERE r.task_id = t.id AND r.fence_slot IS NOT NULL)"""
+# A node may admit runs only while its own heartbeat is fresh: others claim its tasks as soon
+# as it is not, whatever its own view of its leases.
+_FRESH = (
+    "EXISTS (SELECT 1 FROM nodes n WHERE n.id = ? AND n.stopped = 0 "
+    f"AND n.heartbeat_at > {NOW} - ?)"
+)
 _TAKE = """UPDATE tasks AS t SET lease_owner = ?, fence = t.fence + 1
   WHERE t.id = ? RETURNING t.fence"""
-_ADVANCE = "UPDATE tasks SET next_run_at = ? WHERE id = ? AND lease_owner = ? AND fence = ?"
-_RELEASE = (
-    "UPDATE tasks SET next_run_at = ?, lease_owner = NULL "
+# Fenced: (write next_run_at?, next_run_at, give the lease back?, id, node, fence).
+_SETTLE = (
+    "UPDATE tasks SET next_run_at = CASE WHEN ?::boolean THEN ?::float8 ELSE next_run_at END, "
+    "lease_owner = CASE WHEN ?::boolean THEN NULL ELSE lease_owner END "
     "WHERE id = ? AND lease_owner = ? AND fence = ?"
 )
-_FREE = "UPDATE tasks SET lease_owner = NULL WHERE id = ? AND lease_owner = ? AND fence = ?"
 _RELEASE_ALL = "UPDATE tasks SET lease_owner = NULL WHERE lease_owner = ?"
 _STOPPED = "UPDATE nodes SET stopped = 1 WHERE id = ?"
 # Unfinished runs of nodes that stopped heartbeating (or stopped) are crashes.
@@ -142,12 +149,16 @@ class ClusterRows:
 
     async def claim_due(
         self, node: str, ahead: float, lease: float, limit: int
-    ) -> list[tuple[Task, int]]:
-        """Lease up to ``limit`` tasks due within ``ahead`` seconds that nobody holds."""
+    ) -> list[tuple[Task, int, float | None]]:
+        """Lease up to ``limit`` tasks due within ``ahead`` seconds that nobody holds: each with
+        its new fence and the latest slot the fence admitted for it (``None``: none yet)."""
         result = (
             await self._execute([Stmt(_CLAIM, (ahead, lease, limit, node), fetch=True)], write=True)
         )[0]
-        return [(row_to_task(row[:-1]), int(row[-1])) for row in result.rows]
+        return [
+            (row_to_task(row[:-2]), int(row[-2]), None if row[-1] is None else float(row[-1]))
+            for row in result.rows
+        ]
 
     async def take(self, node: str, task_id: str, lease: float) -> int | None:
         """Lease one task whoever holds it (a write on this node changed its schedule); the
@@ -165,15 +176,14 @@ class ClusterRows:
         """Write next run times of held tasks (``advances``: the lease stays), give leases back
         with a next run time (``releases``) or without changing it (``frees``); all fenced: a
         node whose lease was taken over writes nothing."""
-        stmts = []
-        if advances:
-            stmts.append(Stmt(_ADVANCE, many=[(at, i, node, f) for i, f, at in advances]))
-        if releases:
-            stmts.append(Stmt(_RELEASE, many=[(at, i, node, f) for i, f, at in releases]))
-        if frees:
-            stmts.append(Stmt(_FREE, many=[(i, node, f) for i, f in frees]))
-        if stmts:
-            await self._execute(stmts, write=True)
+        # One statement over every row in id order: the admission locks task rows in id order
+        # too, so the two never wait for each other in a cycle (a deadlock).
+        rows = [(True, at, False, i, node, f) for i, f, at in advances]
+        rows += [(True, at, True, i, node, f) for i, f, at in releases]
+        rows += [(False, None, True, i, node, f) for i, f in frees]
+        if rows:
+            rows.sort(key=lambda row: str(row[3]))
+            await self._execute([Stmt(_SETTLE, many=rows)], write=True)
 
     async def leave(self, node: str) -> None:
         """A clean stop: every lease of this node is free at once, and it is no longer alive."""
@@ -212,11 +222,15 @@ class ClusterRows:
         result = (await self._execute([Stmt(sql, (task_id,), fetch=True)], write=False))[0]
         return row_to_task(result.rows[0]) if result.rows else None
 
-    async def admit_runs(self, node: str, openings: Sequence[Opening]) -> list[Admission]:
+    async def admit_runs(
+        self, node: str, openings: Sequence[Opening], lease: float
+    ) -> list[Admission]:
         """The occurrence fence: insert each run row before the run starts; its uid comes from
         the database. A fenced run goes in only while this node holds the task's lease with
-        that fence, and only once per (task, slot, attempt) (a unique index); a manual run
-        only while its task exists. One transaction of three statements for the whole batch."""
+        that fence and its heartbeat is younger than ``lease``, and only once per (task, slot,
+        attempt) (a unique index); a manual run only while its task exists. The held task rows
+        are locked (``FOR SHARE``) until the rows are in, so a claim of another node either
+        comes after them (and sees them) or voids the fence first. Two round trips a batch."""
         if not openings:
             return []
         for opening in openings:
@@ -227,14 +241,11 @@ class ClusterRows:
             opening.run.uid = int(uid)
         rows = [(*run_to_row(o.run), o.slot, o.fence) for o in openings]
         columns = list(zip(*rows, strict=True))
+        ids = sorted({o.run.task_id for o in openings if o.fence is not None})
         inserted, held = await self._execute(
             [
-                Stmt(_ADMIT, (*(list(c) for c in columns), node), fetch=True),
-                Stmt(
-                    "SELECT id, fence FROM tasks WHERE lease_owner = ? AND id = ANY(?)",
-                    (node, [o.run.task_id for o in openings]),
-                    fetch=True,
-                ),
+                Stmt(_ADMIT, (ids, node, node, lease, *(list(c) for c in columns)), fetch=True),
+                Stmt(_HELD, (node, ids, node, lease), fetch=True),
             ],
             write=True,
         )
@@ -258,10 +269,14 @@ _TYPES = (
     "int bigint text float8"
 ).split()
 _COLUMNS = ", ".join(_RUN_INSERT_COLUMNS)
+_HELD = f"SELECT id, fence FROM tasks WHERE lease_owner = ? AND id = ANY(?::text[]) AND {_FRESH}"
+# The held rows are locked in id order (as _SETTLE writes them): no deadlock between the two.
 _ADMIT = (
+    "WITH held AS MATERIALIZED (SELECT t.id, t.fence FROM tasks t WHERE t.id = ANY(?::text[]) "
+    f"AND t.lease_owner = ? AND {_FRESH} ORDER BY t.id FOR SHARE OF t) "
     f"INSERT INTO runs ({_COLUMNS}) SELECT {', '.join('v.' + c for c in _RUN_INSERT_COLUMNS)} "
     f"FROM unnest({', '.join(f'?::{t}[]' for t in _TYPES)}, ?::bigint[]) "
-    f"AS v({_COLUMNS}, want_fence) WHERE EXISTS (SELECT 1 FROM tasks t WHERE t.id = v.task_id"
-    " AND (v.want_fence IS NULL OR (t.lease_owner = ? AND t.fence = v.want_fence)))"
-    " ON CONFLICT DO NOTHING RETURNING uid"
+    f"AS v({_COLUMNS}, want_fence) LEFT JOIN held h ON h.id = v.task_id WHERE "
+    "(v.want_fence IS NULL AND EXISTS (SELECT 1 FROM tasks t WHERE t.id = v.task_id)) "
+    "OR h.fence = v.want_fence ON CONFLICT DO NOTHING RETURNING uid"
 )

@@ -2,6 +2,8 @@
 kill -9, SIGSTOP and terminated connections, audited at an HTTP sink (see cluster.py). The
 control with the occurrence fence off must find duplicates: the audit can fail."""
 
+import itertools
+import json
 import os
 import signal
 import time
@@ -114,8 +116,14 @@ def _create_load(cluster, url, periodic: int, timed: int, window: float):
 
 
 def _crashed(cluster, task_id: str) -> bool:
+    """Whether a timed task that never ran has a record saying why: its run was cut by a fault
+    (crash), or it was admitted and had not started when its node lost its lease (it is not
+    started later: a timed task runs at most once)."""
     runs = cluster.http[0].ok("GET", f"/_api/runs?taskIds={task_id}")["results"]
-    return any((r["error"] or {}).get("type") == "crash" for r in runs)
+    return any(
+        (r["error"] or {}).get("type") == "crash" or (r["error"] or {}).get("name") == "LeaseLapsed"
+        for r in runs
+    )
 
 
 @pytest.mark.timeout(300)
@@ -160,3 +168,58 @@ def test_without_the_fence_the_audit_finds_duplicates(tmp_path, pg_url):
     finally:
         cluster.stop()
     assert duplicates, f"no duplicates without the fence after pausing {log}"
+
+
+def _starts(runs: list[dict]) -> list[float]:
+    from datetime import datetime
+
+    return sorted(
+        datetime.fromisoformat(r["startedAt"].replace("Z", "+00:00")).timestamp()
+        for r in runs
+        if r["status"] in ("succeeded", "failed") and r["startedAt"]
+    )
+
+
+@pytest.mark.timeout(180)
+def test_a_run_that_waited_through_a_pause_does_not_start_after_a_takeover(tmp_path, pg_url):
+    """n1 has one worker, busy; a periodic task's slot is admitted on n1 and waits for it. n1 is
+    paused longer than the lease and n2 takes the task over. When n1 resumes, its waiting run
+    must not start (n2 runs the task now): it is recorded canceled (LeaseLapsed)."""
+    cluster = Cluster(tmp_path, pg_url, 2, lease=str(LEASE), ARANGOTASKS_WORKERS="1")
+    cluster.start()
+    try:
+        n1, n2 = cluster.http
+        busy = "var t = Date.now(); while (Date.now() - t < 4000) {} return 1;"
+        n1.ok("POST", "/_api/tasks", {"command": busy, "offset": 0.2})
+        tick = n1.ok("POST", "/_api/tasks", {"command": "return 1;", "period": 1, "offset": 1})
+
+        def waiting_on_n1():
+            runs = n2.ok("GET", f"/_api/runs?taskIds={tick['id']}")["results"]
+            return [r for r in runs if r["status"] == "enqueued" and r["node"] == "n1"]
+
+        [queued] = _wait(waiting_on_n1, within=15, every=0.05)
+        pid = cluster.nodes[0].proc.pid
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            time.sleep(LEASE * 1.5 + 1.5)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+
+        def settled():
+            runs = n2.ok("GET", f"/_api/runs?taskIds={tick['id']}&limit=1000")["results"]
+            mine = [r for r in runs if r["uid"] == queued["uid"]]
+            on_n2 = [r for r in runs if r["node"] == "n2" and r["status"] == "succeeded"]
+            # n2's reaper may mark it crash while n1 is paused; n1 writes what happened to
+            # it once it resumes.
+            done = mine and (mine[0]["error"] or {}).get("type") != "crash"
+            done = done and mine[0]["status"] not in ("enqueued", "processing")
+            return (mine[0], runs) if done and len(on_n2) >= 3 else None
+
+        record, runs = _wait(settled, within=30)
+        assert record["status"] == "canceled", json.dumps(record)
+        assert record["error"]["name"] == "LeaseLapsed" and record["startedAt"] in (None, "")
+        starts = _starts(runs)
+        close = [(a, b) for a, b in itertools.pairwise(starts) if b - a < 0.5]
+        assert close == [], runs
+    finally:
+        cluster.stop()

@@ -277,16 +277,18 @@ async def test_a_single_server_postgresql_store_becomes_a_cluster_store(
         # A run of the last life of a single server is a crash when a node starts.
         assert await store.fail_own_runs("n1", {"type": "crash"}) == 1
         await store.heartbeat("n1", "host:1", 1.0, 0, 3.0)  # n1 is alive: its leases hold
-        [(claimed, fence)] = await store.claim_due("n1", 1.0, 3.0, 10)
-        assert claimed.id == "a" and fence == 1
+        [(claimed, fence, last_slot)] = await store.claim_due("n1", 1.0, 3.0, 10)
+        assert claimed.id == "a" and fence == 1 and last_slot is None
         assert await store.claim_due("n2", 1.0, 3.0, 10) == []  # held by n1
         build = History.build_run
         first = build(stored, RunTrigger.SCHEDULE, 9.5, status=RunStatus.ENQUEUED)
         again = build(stored, RunTrigger.SCHEDULE, 9.5, status=RunStatus.ENQUEUED)
         stale = build(stored, RunTrigger.SCHEDULE, 10.5, status=RunStatus.ENQUEUED)
-        verdicts = await store.admit_runs("n1", [Opening(first, 1, 9.5)])
+        verdicts = await store.admit_runs("n1", [Opening(first, 1, 9.5)], 3.0)
         assert verdicts == [Admission.ADMITTED] and first.uid > 41 and first.node == "n1"
-        assert await store.admit_runs("n1", [Opening(again, 1, 9.5)]) == [Admission.SLOT_TAKEN]
-        assert await store.admit_runs("n1", [Opening(stale, 0, 10.5)]) == [Admission.CLAIM_LOST]
+        taken = await store.admit_runs("n1", [Opening(again, 1, 9.5)], 3.0)
+        assert taken == [Admission.SLOT_TAKEN]
+        lost = await store.admit_runs("n1", [Opening(stale, 0, 10.5)], 3.0)
+        assert lost == [Admission.CLAIM_LOST]
     finally:
         await store.close()

@@ -1,0 +1,119 @@
+"""The cluster's statements on a real PostgreSQL (claims.py decides, cluster_rows.py says it in
+SQL): a node admits runs only while its own heartbeat is fresh, a claim learns the last slot the
+fence admitted, and a claimer never starts a periodic task sooner than a period after it."""
+
+import asyncio
+import math
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_asyncio
+
+from arangotasks.claims import ClusterClaims
+from arangotasks.config import Settings
+from arangotasks.history import History
+from arangotasks.models import RunStatus, RunTrigger, Task
+from arangotasks.store.cluster_rows import Admission, Opening
+from arangotasks.store.postgres import PostgresStore
+from tests.unit.test_store import pg_schema_dsn, task  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.postgres
+
+LEASE = 3.0
+
+
+@pytest_asyncio.fixture
+async def store(pg_schema_dsn: str) -> AsyncIterator[PostgresStore]:  # noqa: F811
+    store = PostgresStore(pg_schema_dsn)
+    await store.open()
+    yield store
+    await store.close()
+
+
+def opening(t: Task, fence: int, slot: float) -> Opening:
+    run = History.build_run(t, RunTrigger.SCHEDULE, slot, status=RunStatus.ENQUEUED)
+    return Opening(run, fence=fence, slot=slot)
+
+
+async def test_a_node_whose_heartbeat_is_stale_admits_nothing_though_it_holds_the_lease(store):
+    periodic = task("p", period_ms=1000, next_run_at=time.time())
+    await store.insert_task(periodic)
+    await store.heartbeat("n1", "host:1", 1.0, 0, LEASE)
+    [(_claimed, fence, _last)] = await store.claim_due("n1", 1.0, LEASE, 10)
+    assert await store.admit_runs("n1", [opening(periodic, fence, 1.0)], LEASE) == [
+        Admission.ADMITTED
+    ]
+    # n1 paused: its heartbeat is older than the lease. It still is the lease owner in the
+    # table (nobody claimed yet), but another node may claim at any moment: no admission.
+    await asyncio.sleep(0.2)
+    assert await store.admit_runs("n1", [opening(periodic, fence, 2.0)], 0.1) == [
+        Admission.CLAIM_LOST
+    ]
+    # A heartbeat later, the same lease admits again.
+    await store.heartbeat("n1", "host:1", 1.0, 1, LEASE)
+    assert await store.admit_runs("n1", [opening(periodic, fence, 2.0)], LEASE) == [
+        Admission.ADMITTED
+    ]
+
+
+async def test_a_claim_reports_the_last_admitted_slot(store):
+    now = time.time()
+    await store.insert_task(task("p", period_ms=1000, next_run_at=now - 10))
+    await store.insert_task(task("q", period_ms=1000, next_run_at=now - 10))
+    await store.heartbeat("n1", "host:1", 1.0, 0, LEASE)
+    claimed = {t.id: (t, fence) for t, fence, _ in await store.claim_due("n1", 1.0, LEASE, 10)}
+    p, fence = claimed["p"]
+    for slot in (now - 3, now - 2):
+        assert await store.admit_runs("n1", [opening(p, fence, slot)], LEASE) == [
+            Admission.ADMITTED
+        ]
+    await store.leave("n1")  # n1 stops: its leases are free
+    await store.heartbeat("n2", "host:2", 1.0, 0, LEASE)
+    again = {t.id: last for t, _fence, last in await store.claim_due("n2", 1.0, LEASE, 10)}
+    assert again["p"] == pytest.approx(now - 2) and again["q"] is None
+
+
+async def test_a_takeover_starts_a_periodic_task_a_period_after_its_last_admitted_slot(store):
+    # The dead holder wrote its next run time long ago (next-run times are written every few
+    # seconds); its last run came later. The new holder must not start a run at the stale time,
+    # close to the dead node's last start.
+    now = time.time()
+    stale = task("p", period_ms=2000, next_run_at=now - 6)
+    await store.insert_task(stale)
+    await store.heartbeat("n1", "host:1", 1.0, 0, LEASE)
+    [(_t, fence, _last)] = await store.claim_due("n1", 1.0, LEASE, 10)
+    last_slot = now - 0.5
+    await store.admit_runs("n1", [opening(stale, fence, last_slot)], LEASE)
+    await store.leave("n1")
+
+    settings = Settings(cluster_lease=LEASE)
+    claims = ClusterClaims(store, History(store, settings), settings, "n2")
+    adopted: list[Task] = []
+    claims._adopt = lambda t, _fence: adopted.append(t)
+    await store.heartbeat("n2", "host:2", 1.0, 0, LEASE)
+    await claims._claim()
+    assert [t.id for t in adopted] == ["p"]
+    assert adopted[0].next_run_at == pytest.approx(last_slot + 2.0)
+
+
+async def test_the_start_gate_closes_when_the_heartbeat_is_old_or_the_lease_is_lost(store):
+    settings = Settings(cluster_lease=LEASE)
+    claims = ClusterClaims(store, History(store, settings), settings, "n1")
+    claims._adopt = lambda _t, _fence: None
+    claims._lost = lambda _id: None
+    await store.insert_task(task("p", period_ms=1000, next_run_at=time.time()))
+    await store.heartbeat("n1", "host:1", 1.0, 0, LEASE)
+    await claims._claim()
+    gate = claims.start_gate("p")
+    assert gate is not None
+    assert gate() == -math.inf  # no heartbeat seen yet: nothing may start
+    sent, sent_mono = time.time(), time.monotonic()
+    beat = await store.heartbeat("n1", "host:1", 1.0, 1, LEASE)
+    claims.renewed(beat, sent, time.time(), sent_mono)
+    assert gate() == pytest.approx(sent_mono + LEASE * 0.9)
+    claims._drop("p")  # the heartbeat found the lease taken over
+    assert gate() == -math.inf
+    claims._hold("p", 99)  # claimed again, with a new fence: the old run still must not start
+    assert gate() == -math.inf
+    assert claims.start_gate("not-held") is None
