@@ -230,32 +230,28 @@ class ClusterRows:
         that fence and its heartbeat is younger than ``lease``, and only once per (task, slot,
         attempt) (a unique index); a manual run only while its task exists. The held task rows
         are locked (``FOR SHARE``) until the rows are in, so a claim of another node either
-        comes after them (and sees them) or voids the fence first. Two round trips a batch."""
+        comes after them (and sees them) or voids the fence first. One statement and the commit a
+        batch."""
         if not openings:
             return []
         for opening in openings:
             opening.run.node = node
-        uids_sql = "SELECT nextval('run_uids') FROM generate_series(1, ?)"
-        (uids,) = await self._execute([Stmt(uids_sql, (len(openings),), fetch=True)], write=False)
-        for opening, (uid,) in zip(openings, uids.rows, strict=True):
-            opening.run.uid = int(uid)
-        rows = [(*run_to_row(o.run), o.slot, o.fence) for o in openings]
+        # Every column but the uid, which the statement draws from the sequence.
+        rows = [(*run_to_row(o.run)[1:], o.slot, o.fence) for o in openings]
         columns = list(zip(*rows, strict=True))
         ids = sorted({o.run.task_id for o in openings if o.fence is not None})
-        inserted, held = await self._execute(
-            [
-                Stmt(_ADMIT, (ids, node, node, lease, *(list(c) for c in columns)), fetch=True),
-                Stmt(_HELD, (node, ids, node, lease), fetch=True),
-            ],
+        (result,) = await self._execute(
+            [Stmt(_ADMIT, (ids, node, node, lease, *(list(c) for c in columns)), fetch=True)],
             write=True,
         )
-        admitted = {int(r[0]) for r in inserted.rows}
-        holding = {str(r[0]): int(r[1]) for r in held.rows}
         verdicts = []
-        for opening in openings:
-            if opening.run.uid in admitted:
+        for opening, (_ordinal, uid, inserted, held_fence) in zip(
+            openings, result.rows, strict=True
+        ):
+            opening.run.uid = int(uid)
+            if inserted:
                 verdicts.append(Admission.ADMITTED)
-            elif opening.fence is not None and holding.get(opening.run.task_id) == opening.fence:
+            elif opening.fence is not None and held_fence == opening.fence:
                 verdicts.append(Admission.SLOT_TAKEN)
             else:
                 verdicts.append(Admission.CLAIM_LOST)
@@ -263,20 +259,28 @@ class ClusterRows:
 
 
 _RUN_INSERT_COLUMNS = (*RUN_COLUMNS, "fence_slot")
+_GIVEN = _RUN_INSERT_COLUMNS[1:]  # what the batch passes: every column but the uid
 # The columns' types, for the arrays of the batch insert (PostgreSQL cannot infer them).
 _TYPES = (
-    "bigint text text text text text text float8 float8 float8 float8 text text text text "
+    "text text text text text text float8 float8 float8 float8 text text text text "
     "int bigint text float8"
 ).split()
-_COLUMNS = ", ".join(_RUN_INSERT_COLUMNS)
-_HELD = f"SELECT id, fence FROM tasks WHERE lease_owner = ? AND id = ANY(?::text[]) AND {_FRESH}"
+# One statement (and the commit) a batch: each opening gets a uid from the sequence, in order
+# (WITH ORDINALITY); the insert is fenced; the answer says, per opening, whether its row went in
+# and which fence this node holds (if its heartbeat is fresh), from which the verdict follows.
 # The held rows are locked in id order (as _SETTLE writes them): no deadlock between the two.
+# Both CTEs are materialized: the uids are drawn once, the locks taken once.
 _ADMIT = (
     "WITH held AS MATERIALIZED (SELECT t.id, t.fence FROM tasks t WHERE t.id = ANY(?::text[]) "
-    f"AND t.lease_owner = ? AND {_FRESH} ORDER BY t.id FOR SHARE OF t) "
-    f"INSERT INTO runs ({_COLUMNS}) SELECT {', '.join('v.' + c for c in _RUN_INSERT_COLUMNS)} "
-    f"FROM unnest({', '.join(f'?::{t}[]' for t in _TYPES)}, ?::bigint[]) "
-    f"AS v({_COLUMNS}, want_fence) LEFT JOIN held h ON h.id = v.task_id WHERE "
+    f"AND t.lease_owner = ? AND {_FRESH} ORDER BY t.id FOR SHARE OF t), "
+    "v AS MATERIALIZED (SELECT nextval('run_uids') AS uid, u.* FROM unnest("
+    f"{', '.join(f'?::{t}[]' for t in _TYPES)}, ?::bigint[]) WITH ORDINALITY "
+    f"AS u({', '.join(_GIVEN)}, want_fence, ordinal)), "
+    f"ins AS (INSERT INTO runs ({', '.join(_RUN_INSERT_COLUMNS)}) "
+    f"SELECT {', '.join('v.' + c for c in _RUN_INSERT_COLUMNS)} "
+    "FROM v LEFT JOIN held h ON h.id = v.task_id WHERE "
     "(v.want_fence IS NULL AND EXISTS (SELECT 1 FROM tasks t WHERE t.id = v.task_id)) "
-    "OR h.fence = v.want_fence ON CONFLICT DO NOTHING RETURNING uid"
+    "OR h.fence = v.want_fence ON CONFLICT DO NOTHING RETURNING uid) "
+    "SELECT v.ordinal, v.uid, ins.uid IS NOT NULL, h.fence FROM v "
+    "LEFT JOIN held h ON h.id = v.task_id LEFT JOIN ins ON ins.uid = v.uid ORDER BY v.ordinal"
 )
