@@ -19,8 +19,6 @@ from arangotasks.validation import parse_json_body, parse_task_body
 PREFIX = "/_api/tasks"
 log = logging.getLogger(__name__)
 
-log = logging.getLogger(__name__)
-
 
 def _log_change(what: str, task_id: str, user: str, database: str) -> None:
     """One INFO line per create and delete; the fields also go to JSON logs as keys."""

@@ -12,6 +12,7 @@ from typing import Any
 
 from arangotasks.models import ErrorType
 from arangotasks.sandbox import engine, parse_check
+from arangotasks.sandbox.answer_limits import cpu_timeout_error, cut, result_error
 from arangotasks.sandbox.base import interrupted_error
 from arangotasks.sandbox.watch import CpuWatch
 
@@ -216,7 +217,7 @@ class Runner:
             if self._fatal is None and self._watch.stopping:
                 self._fatal = interrupted_error()
             if self._fatal is None and time.process_time() > self._deadline:
-                self._fatal = _cpu_timeout(self._timeout)
+                self._fatal = cpu_timeout_error(self._timeout)
             if self._fatal is not None:
                 return json.dumps({"error": self._fatal})
             if self._link is None:
@@ -249,7 +250,7 @@ class Runner:
                 if len(text) < _SHORT_ANSWER and 3 * len(text) <= limit:
                     return text
                 answer: dict[str, Any] = json.loads(text)
-                refused = _result_error(answer["result"], limit)
+                refused = result_error(answer["result"], limit)
                 if refused is None:
                     return text
                 answer = {"ok": False, "error": refused, "output": answer["output"]} | {
@@ -360,39 +361,6 @@ class Runner:
         )
         context.set_global(_OUTPUT_GLOBAL, self._output)
         return context
-
-
-def _result_error(result: str | None, limit: int) -> dict[str, str] | None:
-    """The run's error when its result (JSON text) is too large or too deeply nested to keep."""
-    if result is None:
-        return None
-    size = len(result) if result.isascii() else len(result.encode("utf-8", "surrogatepass"))
-    if size > limit:
-        message = (
-            f"the returned value is {size} bytes as JSON, beyond the result limit of {limit} "
-            "bytes (ARANGOTASKS_RESULT_KB)"
-        )
-    else:
-        try:
-            json.loads(result)
-            return None
-        except RecursionError:
-            message = "the returned value is nested too deeply"
-    return {"type": ErrorType.RESULT, "name": "RangeError", "message": message, "stack": ""}
-
-
-def cut(text: str, limit: int) -> str:
-    """``text`` within ``limit`` UTF-8 bytes, with a marker saying how much was cut."""
-    data = text.encode("utf-8", "surrogatepass")
-    if len(data) <= limit:
-        return text
-    kept = data[: max(0, limit - 64)].decode("utf-8", "ignore")
-    return f"{kept}... [{len(data) - len(kept.encode('utf-8', 'surrogatepass'))} bytes cut]"
-
-
-def _cpu_timeout(timeout: float) -> dict[str, str]:
-    message = f"interrupted: CPU time limit of {timeout:g} s exceeded"
-    return {"type": ErrorType.TIMEOUT, "name": "InternalError", "message": message, "stack": ""}
 
 
 def _js(text: str) -> str:
