@@ -16,7 +16,7 @@ from arangotasks.history import CRASH_ERROR, History
 from arangotasks.models import Run, RunStatus, RunTrigger, Task
 from arangotasks.sandbox.base import StartBy
 from arangotasks.stopping import cancel_loops
-from arangotasks.store.cluster_rows import Admission, Beat, ClusterRows, Opening
+from arangotasks.store.cluster_rows import Admission, Beat, Claimed, ClusterRows, Opening
 
 log = logging.getLogger(__name__)
 
@@ -299,15 +299,29 @@ class ClusterClaims:
         claimed = await self._store.claim_due(
             self.node_id, self._settings.cluster_ahead, self._lease, limit
         )
-        for task, fence, last_slot in claimed:
+        for claim in claimed:
+            task, fence = claim.task, claim.fence
             self._hold(task.id, fence)
-            period = task.period_ms
-            if period is not None and task.options.cron is None and last_slot is not None:
-                # The stored next run may be up to ADVANCE_EVERY old when its holder died or
-                # paused: never sooner than a period after the last slot the fence admitted
-                # (the fixed delay of ArangoDB, counted from that slot's time).
-                floor = last_slot + period / 1000
-                if task.next_run_at is not None and task.next_run_at < floor:
-                    task.next_run_at = floor
+            floor = _takeover_floor(claim, time.time())
+            if floor is not None and task.next_run_at is not None and task.next_run_at < floor:
+                task.next_run_at = floor
             if self._adopt is not None:
                 self._adopt(task, fence)
+
+
+def _takeover_floor(claim: Claimed, now: float) -> float | None:
+    """The earliest next run of a periodic task just claimed (``None``: its stored time).
+
+    The stored next run may be up to ADVANCE_EVERY old when its holder died or paused, so it is
+    never sooner than a period after the last slot the fence admitted. After a takeover, a
+    period after that slot's run ended, when its node wrote that; else a period after now: the
+    old holder may have started that run late (it waited for a worker), but surely before now
+    (its start gate closed before its lease lapsed)."""
+    period_ms = claim.task.period_ms
+    if period_ms is None or claim.task.options.cron is not None or claim.last_slot is None:
+        return None
+    period = period_ms / 1000
+    floor = claim.last_slot + period
+    if claim.taken_over:
+        floor = max(floor, (claim.last_ended if claim.last_ended is not None else now) + period)
+    return floor

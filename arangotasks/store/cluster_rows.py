@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 
-from arangotasks.models import Run, RunStatus, Task
+from arangotasks.models import FINISHED_STATUSES, Run, RunStatus, Task
 from arangotasks.store.schema import (
     RUN_COLUMNS,
     TASK_COLUMNS,
@@ -27,6 +27,9 @@ NOW = "extract(epoch FROM clock_timestamp())::float8"
 CHANNEL = "arangotasks_tasks"  # LISTEN/NOTIFY: "c:<id>", "u:<id>", "d:<id>", "r" (released)
 
 _TASK_SELECT = ", ".join(f"t.{c}" for c in TASK_COLUMNS)
+# A run that really ended (its node wrote it), not one the reaper marked as a crash.
+_ENDED = ", ".join(f"'{s.value}'" for s in FINISHED_STATUSES)
+CRASH_NAME = "ServerCrash"
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +62,21 @@ class Admission(Enum):
     CLAIM_LOST = "claim lost"  # this node no longer holds the task (or it was deleted)
 
 
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A task this node just leased, with what the store knows of its last admitted slot."""
+
+    task: Task
+    fence: int  # the new lease's fence
+    taken_over: bool  # the lease was another node's (or this node's) that lapsed, not free
+    last_slot: float | None  # the latest slot the fence admitted (None: none yet)
+    last_ended: float | None  # when that slot's run ended, if its node wrote it (not a crash)
+
+
+def _float(value: object) -> float | None:
+    return None if value is None else float(value)  # type: ignore[arg-type]
+
+
 @dataclass(slots=True)
 class Opening:
     """A run to admit: the fenced ones carry the lease fence; manual runs do not."""
@@ -82,13 +100,17 @@ _NODES = (
 # Due soon, enabled, and no lease in force; SKIP LOCKED: two nodes claiming at once take
 # different tasks instead of waiting for each other.
 _CLAIM = f"""WITH due AS (
-    SELECT id FROM tasks WHERE next_run_at IS NOT NULL AND enabled = 1
+    SELECT id, lease_owner AS was FROM tasks WHERE next_run_at IS NOT NULL AND enabled = 1
       AND next_run_at <= {NOW} + ? AND (lease_owner IS NULL OR lease_owner NOT IN (
         SELECT id FROM nodes WHERE stopped = 0 AND heartbeat_at > {NOW} - ?))
-    ORDER BY next_run_at LIMIT ? FOR UPDATE SKIP LOCKED)
-  UPDATE tasks AS t SET lease_owner = ?, fence = t.fence + 1
-  FROM due WHERE t.id = due.id RETURNING {_TASK_SELECT}, t.fence,
-    (SELECT max(r.fence_slot) FROM runs r WHERE r.task_id = t.id AND r.fence_slot IS NOT NULL)"""
+    ORDER BY next_run_at LIMIT ? FOR UPDATE SKIP LOCKED),
+  claimed AS (UPDATE tasks AS t SET lease_owner = ?, fence = t.fence + 1
+    FROM due WHERE t.id = due.id RETURNING {_TASK_SELECT}, t.fence, due.was)
+  SELECT claimed.*, last.fence_slot, last.ended FROM claimed LEFT JOIN LATERAL (
+    SELECT r.fence_slot, CASE WHEN r.status IN ({_ENDED}) AND (r.error IS NULL
+      OR r.error::jsonb ->> 'name' <> '{CRASH_NAME}') THEN r.finished_at END AS ended
+    FROM runs r WHERE r.task_id = claimed.id AND r.fence_slot IS NOT NULL
+    ORDER BY r.fence_slot DESC, r.attempt DESC LIMIT 1) AS last ON true"""
 # A node may admit runs only while its own heartbeat is fresh: others claim its tasks as soon
 # as it is not, whatever its own view of its leases.
 _FRESH = (
@@ -147,16 +169,20 @@ class ClusterRows:
         now = float(result.rows[0][6]) if result.rows else await self.pg_now()
         return now, rows
 
-    async def claim_due(
-        self, node: str, ahead: float, lease: float, limit: int
-    ) -> list[tuple[Task, int, float | None]]:
-        """Lease up to ``limit`` tasks due within ``ahead`` seconds that nobody holds: each with
-        its new fence and the latest slot the fence admitted for it (``None``: none yet)."""
+    async def claim_due(self, node: str, ahead: float, lease: float, limit: int) -> list[Claimed]:
+        """Lease up to ``limit`` tasks due within ``ahead`` seconds that nobody holds."""
         result = (
             await self._execute([Stmt(_CLAIM, (ahead, lease, limit, node), fetch=True)], write=True)
         )[0]
+        width = len(TASK_COLUMNS)
         return [
-            (row_to_task(row[:-2]), int(row[-2]), None if row[-1] is None else float(row[-1]))
+            Claimed(
+                row_to_task(row[:width]),
+                fence=int(row[width]),
+                taken_over=row[width + 1] is not None,
+                last_slot=_float(row[width + 2]),
+                last_ended=_float(row[width + 3]),
+            )
             for row in result.rows
         ]
 

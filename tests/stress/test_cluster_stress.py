@@ -32,8 +32,11 @@ def test_every_slot_runs_once_under_long_faults(tmp_path, pg_url):  # noqa: F811
             time.sleep(LEASE * 2 + 5)
             result = audit(list(hits.hits), periods, timed)
         missing = [t for t in result.timed_missing if not _crashed(cluster, t)]
+        explained = [_explain(pg_url, *duplicate) for duplicate in result.duplicates[:10]]
     finally:
         cluster.stop()
+    for lines in explained:
+        print("\n".join(lines))
     print(
         f"\ncluster stress: {result.runs} audited runs in {SECONDS:g} s, "
         f"{len(result.duplicates)} duplicates, {len(result.timed_twice)} timed twice, "
@@ -43,3 +46,23 @@ def test_every_slot_runs_once_under_long_faults(tmp_path, pg_url):  # noqa: F811
     assert result.duplicates == []
     assert result.timed_twice == []
     assert missing == []
+
+
+def _explain(url: str, task_id: str, before: float, after: float) -> list[str]:
+    """The run rows of a duplicate's task around its two starts: which nodes, which slots."""
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT uid, node, status, scheduled_at, started_at, finished_at, fence_slot, error"
+            " FROM runs WHERE task_id = %s AND scheduled_at BETWEEN %s AND %s ORDER BY uid",
+            (task_id, before - 5, after + 5),
+        ).fetchall()
+    lines = [f"duplicate {task_id}: starts {before:.3f} and {after:.3f}"]
+    for uid, node, status, scheduled, started, finished, slot, error in rows:
+        name = (error or "")[:60]
+        lines.append(
+            f"  uid {uid} {node} {status} scheduled {scheduled:.3f} started {started or 0:.3f}"
+            f" finished {finished or 0:.3f} slot {slot or 0:.3f} {name}"
+        )
+    return lines

@@ -3,6 +3,7 @@ SQL): a node admits runs only while its own heartbeat is fresh, a claim learns t
 fence admitted, and a claimer never starts a periodic task sooner than a period after it."""
 
 import asyncio
+import dataclasses
 import math
 import time
 from collections.abc import AsyncIterator
@@ -12,9 +13,10 @@ import pytest_asyncio
 
 from arangotasks.claims import ClusterClaims
 from arangotasks.config import Settings
-from arangotasks.history import History
-from arangotasks.models import RunStatus, RunTrigger, Task
-from arangotasks.store.cluster_rows import Admission, Opening
+from arangotasks.history import CRASH_ERROR, History
+from arangotasks.leases import _takeover_floor
+from arangotasks.models import NO_OPTIONS, RunStatus, RunTrigger, Task
+from arangotasks.store.cluster_rows import CRASH_NAME, Admission, Claimed, Opening
 from arangotasks.store.postgres import PostgresStore
 from tests.unit.test_store import pg_schema_dsn, task  # noqa: F401  (fixture)
 
@@ -40,7 +42,8 @@ async def test_a_node_whose_heartbeat_is_stale_admits_nothing_though_it_holds_th
     periodic = task("p", period_ms=1000, next_run_at=time.time())
     await store.insert_task(periodic)
     await store.heartbeat("n1", "host:1", 1.0, 0, LEASE)
-    [(_claimed, fence, _last)] = await store.claim_due("n1", 1.0, LEASE, 10)
+    [claimed] = await store.claim_due("n1", 1.0, LEASE, 10)
+    fence = claimed.fence
     assert await store.admit_runs("n1", [opening(periodic, fence, 1.0)], LEASE) == [
         Admission.ADMITTED
     ]
@@ -57,21 +60,51 @@ async def test_a_node_whose_heartbeat_is_stale_admits_nothing_though_it_holds_th
     ]
 
 
-async def test_a_claim_reports_the_last_admitted_slot(store):
+async def test_a_claim_reports_the_last_admitted_slot_and_whether_it_was_a_takeover(store):
     now = time.time()
-    await store.insert_task(task("p", period_ms=1000, next_run_at=now - 10))
-    await store.insert_task(task("q", period_ms=1000, next_run_at=now - 10))
+    for name in "pqr":
+        await store.insert_task(task(name, period_ms=1000, next_run_at=now - 10))
     await store.heartbeat("n1", "host:1", 1.0, 0, LEASE)
-    claimed = {t.id: (t, fence) for t, fence, _ in await store.claim_due("n1", 1.0, LEASE, 10)}
-    p, fence = claimed["p"]
+    claimed = {c.task.id: c for c in await store.claim_due("n1", 1.0, LEASE, 10)}
+    assert not any(c.taken_over for c in claimed.values())  # nobody held them
+    p, r = claimed["p"], claimed["r"]
     for slot in (now - 3, now - 2):
-        assert await store.admit_runs("n1", [opening(p, fence, slot)], LEASE) == [
-            Admission.ADMITTED
-        ]
-    await store.leave("n1")  # n1 stops: its leases are free
+        admitted = await store.admit_runs("n1", [opening(p.task, p.fence, slot)], LEASE)
+        assert admitted == [Admission.ADMITTED]
+    ended = opening(r.task, r.fence, now - 2)
+    assert await store.admit_runs("n1", [ended], LEASE) == [Admission.ADMITTED]
+    ended.run.status, ended.run.finished_at = RunStatus.SUCCEEDED, now - 1.5
+    await store.save_runs([ended.run])
+    # n1 stops heartbeating (it paused): n2 takes its leases over.
     await store.heartbeat("n2", "host:2", 1.0, 0, LEASE)
-    again = {t.id: last for t, _fence, last in await store.claim_due("n2", 1.0, LEASE, 10)}
-    assert again["p"] == pytest.approx(now - 2) and again["q"] is None
+    await asyncio.sleep(0.2)
+    again = {c.task.id: c for c in await store.claim_due("n2", 1.0, 0.1, 10)}
+    assert sorted(again) == ["p", "q", "r"] and all(c.taken_over for c in again.values())
+    assert again["p"].last_slot == pytest.approx(now - 2) and again["p"].last_ended is None
+    assert again["q"].last_slot is None
+    assert again["r"].last_ended == pytest.approx(now - 1.5)
+
+
+def _claimed(taken_over: bool, last_slot, last_ended=None, **fields) -> Claimed:
+    t = task("p", **({"period_ms": 2000} | fields))
+    return Claimed(t, 1, taken_over, last_slot, last_ended)
+
+
+def test_the_next_run_after_a_claim_never_comes_too_soon():
+    now = 1000.0
+    assert _takeover_floor(_claimed(False, None), now) is None  # never ran
+    assert _takeover_floor(_claimed(False, 990.0), now) == 992.0  # a lease given back
+    # Taken over: a period after the last run ended (its node wrote it), else after now (the
+    # old holder may have started it late, but before now).
+    assert _takeover_floor(_claimed(True, 990.0, 995.5), now) == 997.5
+    assert _takeover_floor(_claimed(True, 990.0), now) == 1002.0
+    assert _takeover_floor(_claimed(True, 990.0, period_ms=None), now) is None  # timed
+    cron = dataclasses.replace(NO_OPTIONS, cron="* * * * * *")
+    assert _takeover_floor(_claimed(True, 990.0, options=cron), now) is None  # its own slots
+
+
+def test_the_crash_the_reaper_writes_is_the_one_a_claim_tells_apart():
+    assert CRASH_ERROR["name"] == CRASH_NAME
 
 
 async def test_a_takeover_starts_a_periodic_task_a_period_after_its_last_admitted_slot(store):
@@ -82,7 +115,8 @@ async def test_a_takeover_starts_a_periodic_task_a_period_after_its_last_admitte
     stale = task("p", period_ms=2000, next_run_at=now - 6)
     await store.insert_task(stale)
     await store.heartbeat("n1", "host:1", 1.0, 0, LEASE)
-    [(_t, fence, _last)] = await store.claim_due("n1", 1.0, LEASE, 10)
+    [claimed] = await store.claim_due("n1", 1.0, LEASE, 10)
+    fence = claimed.fence
     last_slot = now - 0.5
     await store.admit_runs("n1", [opening(stale, fence, last_slot)], LEASE)
     await store.leave("n1")

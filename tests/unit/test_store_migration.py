@@ -277,8 +277,9 @@ async def test_a_single_server_postgresql_store_becomes_a_cluster_store(
         # A run of the last life of a single server is a crash when a node starts.
         assert await store.fail_own_runs("n1", {"type": "crash"}) == 1
         await store.heartbeat("n1", "host:1", 1.0, 0, 3.0)  # n1 is alive: its leases hold
-        [(claimed, fence, last_slot)] = await store.claim_due("n1", 1.0, 3.0, 10)
-        assert claimed.id == "a" and fence == 1 and last_slot is None
+        [claimed] = await store.claim_due("n1", 1.0, 3.0, 10)
+        assert (claimed.task.id, claimed.fence, claimed.last_slot) == ("a", 1, None)
+        assert not claimed.taken_over
         assert await store.claim_due("n2", 1.0, 3.0, 10) == []  # held by n1
         build = History.build_run
         first = build(stored, RunTrigger.SCHEDULE, 9.5, status=RunStatus.ENQUEUED)
