@@ -35,6 +35,8 @@ from arangotasks.vault import Vault
 
 log = logging.getLogger(__name__)
 
+_ALLOWANCES_KEPT = 4096  # owners whose limits are remembered at once
+
 
 def _now_us() -> float:
     """Unix seconds with microsecond precision, like ArangoDB's ``TRI_microtime``."""
@@ -55,6 +57,7 @@ class Registry(ScheduleMixin, RunPath, PeerEvents):
         self.sandbox = sandbox
         self.settings = settings
         self._access = access  # the users' own limits (None: the settings' defaults only)
+        self._allowances: dict[str, Allowance] = {}  # by owner (see allowance())
         self._manual = ManualQueue(
             settings.max_queued_manual_runs, settings.max_queued_manual_runs_per_task
         )
@@ -159,8 +162,14 @@ class Registry(ScheduleMixin, RunPath, PeerEvents):
 
     # --- limits --------------------------------------------------------------------------
     def allowance(self, owner: str) -> Allowance:
-        """The limits in force for ``owner`` (see quotas.py)."""
-        return allowance(self.settings, self._access, owner)
+        """The limits in force for ``owner`` (see quotas.py); made once per owner, since the
+        settings and the users file are fixed for the registry's life (every run asks)."""
+        known = self._allowances.get(owner)
+        if known is None:
+            if len(self._allowances) >= _ALLOWANCES_KEPT:
+                self._allowances.clear()  # owners of deleted tasks: bounded, not a leak
+            known = self._allowances[owner] = allowance(self.settings, self._access, owner)
+        return known
 
     def check_quota(self, owner: str, command: str, params_json: str | None) -> None:
         """403/32 when one more such task would exceed a quota of ``owner``."""
