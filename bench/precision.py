@@ -82,6 +82,8 @@ class Window:
         self.start: list[float] = []
         self.duration: list[float] = []
         self.first: list[float] = []  # fires of the slot ``first_at`` given to _registry
+        # When the run of a slot reached ``sandbox.run`` (handed on to be run) minus the slot.
+        self.handoff: list[float] = []
 
     def add(self, samples: list[float], value: float) -> None:
         if self.open_:
@@ -108,6 +110,8 @@ async def _registry(
     registry = Registry(open_store(None, data_dir), sandbox, settings)
     window = Window()
     original = registry._fire
+    slots: dict[str, float] = {}  # task id -> the slot its fire began with
+    sandbox_run = sandbox.run
 
     async def timed_fire(task: Task) -> None:
         if task.next_run_at is not None:
@@ -115,7 +119,17 @@ async def _registry(
             window.add(window.fire, late)
             if task.next_run_at == first_at:  # also before the window opens
                 window.first.append(late)
+            slots[task.id] = task.next_run_at
         await original(task)
+
+    def handed_on(*args: Any, **kwargs: Any) -> Any:
+        # Not a coroutine: the run's own coroutine starts as soon as this returns it.
+        slot = slots.pop(kwargs.get("label", ""), None)
+        if slot is not None:  # a slot skipped for overlap never gets here
+            window.add(window.handoff, time.time() - slot)
+        return sandbox_run(*args, **kwargs)
+
+    sandbox.run = handed_on
 
     def finished(run: Run) -> None:
         if run.trigger is RunTrigger.SCHEDULE and run.started_at is not None:
