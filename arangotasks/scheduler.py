@@ -103,6 +103,7 @@ class JobScheduler:
         self._due: dict[str, float] = {}  # key -> the instant of its bucket
         self._firing: set[asyncio.Task[None]] = set()  # fires started by a bucket
         self._shut = False
+        self._gc_held = False  # this scheduler turned the garbage collector off (a bucket)
         self._sweeper: asyncio.Task[None] | None = None
         self._aps = _Scheduler(
             timezone=UTC,
@@ -137,6 +138,7 @@ class JobScheduler:
     def shutdown(self) -> None:
         """Stop firing (as :meth:`pause`) and stop APScheduler."""
         self._shut = True
+        self._release_gc()  # the loop may not run the queued callback any more
         if self._sweeper is not None:
             self._sweeper.cancel()
             self._sweeper = None
@@ -202,7 +204,8 @@ class JobScheduler:
         loop = asyncio.get_running_loop()
         due, firing, logged = self._due, self._firing, self._logged
         # No garbage collection while the fires are handed on: see the module's text.
-        held = len(fires) > 1 and _hold_gc()
+        held = len(fires) > 1 and not self._gc_held and _hold_gc()
+        self._gc_held = self._gc_held or held
         try:
             for key, func in fires.items():
                 del due[key]
@@ -212,7 +215,13 @@ class JobScheduler:
         finally:
             if held:
                 # Queued after the fires' first steps: runs once every fire has been handed on.
-                loop.call_soon(gc.enable)
+                loop.call_soon(self._release_gc)
+
+    def _release_gc(self) -> None:
+        """Turn the collector on again if this scheduler turned it off."""
+        if self._gc_held:
+            self._gc_held = False
+            gc.enable()
 
     async def _logged(self, key: str, func: Callable[[], Awaitable[None]]) -> None:
         if self._shut:

@@ -159,3 +159,17 @@ async def test_a_bucket_leaves_a_collector_that_was_off_alone(scheduler):
         assert not gc.isenabled()  # not turned on by the bucket
     finally:
         gc.enable()
+
+
+async def test_a_shutdown_right_after_a_bucket_turns_the_collector_on_again():
+    """The collector comes back with a callback queued behind the fires; a loop that stops
+    before running it must not leave the process without garbage collection."""
+    sched = JobScheduler()
+    sched.start()
+    at = time.time() - 1
+    for i in range(5):
+        sched.schedule(f"k{i}", at, recorder(asyncio.Queue(), f"k{i}"))
+    await sched._fire_bucket(at)  # as its job would; the callback is queued, not run
+    assert not gc.isenabled()
+    sched.shutdown()
+    assert gc.isenabled()
