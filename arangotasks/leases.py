@@ -199,8 +199,8 @@ class ClusterClaims:
                 continue  # claimed while the heartbeat was on its way
             stored = beat.held.get(task_id)
             if stored is None or stored[0] != fence:
-                if task_id in self._settles:
-                    continue  # given back meanwhile
+                # (A lease given back is no longer in _held; a next-run time still waiting in
+                # _settles is no reason to keep a lost one: forget() discards it.)
                 log.warning("task %s: lease lost (taken over by another node)", task_id)
                 self._drop(task_id)
             elif self._revised is not None:

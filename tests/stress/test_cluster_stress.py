@@ -22,7 +22,8 @@ TASKS = int(os.environ.get("STRESS_CLUSTER_TASKS", "200"))
 
 @pytest.mark.timeout(SECONDS + 600)
 def test_every_slot_runs_once_under_long_faults(tmp_path, pg_url):  # noqa: F811
-    cluster = Cluster(tmp_path, pg_url, 3, lease=str(LEASE))
+    # Every run row kept (not the last 100 a task), so that a duplicate can be explained.
+    cluster = Cluster(tmp_path, pg_url, 3, lease=str(LEASE), ARANGOTASKS_HISTORY_KEEP="1000000")
     cluster.start()
     log: list[str] = []
     try:

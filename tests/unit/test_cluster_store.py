@@ -151,3 +151,27 @@ async def test_the_start_gate_closes_when_the_heartbeat_is_old_or_the_lease_is_l
     claims._hold("p", 99)  # claimed again, with a new fence: the old run still must not start
     assert gate() == -math.inf
     assert claims.start_gate("not-held") is None
+
+
+async def test_a_lease_taken_over_is_dropped_even_with_its_next_run_time_waiting(store):
+    """Held tasks' next-run times wait up to ADVANCE_EVERY to be written; the heartbeat that
+    finds such a lease taken over must still drop it, or a run admitted before a pause starts
+    after it under the old fence (the 361,627-run audit found 13 such close starts)."""
+    settings = Settings(cluster_lease=LEASE)
+    claims = ClusterClaims(store, History(store, settings), settings, "n1")
+    claims._adopt = lambda _t, _fence: None
+    lost: list[str] = []
+    claims._lost = lost.append
+    periodic = task("p", period_ms=1000, next_run_at=time.time())
+    await store.insert_task(periodic)
+    await store.heartbeat("n1", "host:1", 1.0, 0, LEASE)
+    await claims._claim()
+    gate = claims.start_gate("p")
+    assert gate is not None
+    claims.next_run(periodic, time.time() + 1)  # an advance waits to be written
+    await store.take("n2", "p", LEASE)  # n1 paused; n2 took the task over
+    sent, sent_mono = time.time(), time.monotonic()
+    beat = await store.heartbeat("n1", "host:1", 1.0, 1, LEASE)
+    claims.renewed(beat, sent, time.time(), sent_mono)
+    assert lost == ["p"] and not claims.holds("p")
+    assert gate() == -math.inf
