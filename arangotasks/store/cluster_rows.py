@@ -93,16 +93,26 @@ _HEARTBEAT = (
 )
 # A lease lasts while its node's heartbeat is fresh: renewing every lease is one row (the
 # node's), and the heartbeat reads back the leases it holds.
-_RENEW = "SELECT id, fence, revision FROM tasks WHERE lease_owner = ?"
+# FOR SHARE (in id order, as the other lease writes): a claim of another node in flight either
+# commits first (and the lease is not read back: lost) or skips the row.
+_RENEW = "SELECT id, fence, revision FROM tasks WHERE lease_owner = ? ORDER BY id FOR SHARE"
 _NODES = (
     f"SELECT id, address, started_at, heartbeat_at, held, stopped, {NOW} FROM nodes ORDER BY id"
 )
 # Due soon, enabled, and no lease in force; SKIP LOCKED: two nodes claiming at once take
 # different tasks instead of waiting for each other.
-_CLAIM = f"""WITH due AS (
+# The nodes whose leases lapsed are locked (FOR SHARE) first: a heartbeat of one of them that
+# is being written makes the claim wait for it and then see it fresh (and claim nothing of
+# that node), or waits itself until the claim is in (and the heartbeat reads back without the
+# leases taken). Without the lock a claim could act on a heartbeat it saw stale just before it
+# was renewed, and two nodes would both hold a task.
+_CLAIM = f"""WITH stale AS MATERIALIZED (
+    SELECT id FROM nodes WHERE stopped = 1 OR heartbeat_at <= {NOW} - ? FOR SHARE),
+  due AS (
     SELECT id, lease_owner AS was FROM tasks WHERE next_run_at IS NOT NULL AND enabled = 1
-      AND next_run_at <= {NOW} + ? AND (lease_owner IS NULL OR lease_owner NOT IN (
-        SELECT id FROM nodes WHERE stopped = 0 AND heartbeat_at > {NOW} - ?))
+      AND next_run_at <= {NOW} + ? AND (lease_owner IS NULL
+        OR lease_owner IN (SELECT id FROM stale)
+        OR NOT EXISTS (SELECT 1 FROM nodes n WHERE n.id = tasks.lease_owner))
     ORDER BY next_run_at LIMIT ? FOR UPDATE SKIP LOCKED),
   claimed AS (UPDATE tasks AS t SET lease_owner = ?, fence = t.fence + 1
     FROM due WHERE t.id = due.id RETURNING {_TASK_SELECT}, t.fence, due.was)
@@ -172,7 +182,7 @@ class ClusterRows:
     async def claim_due(self, node: str, ahead: float, lease: float, limit: int) -> list[Claimed]:
         """Lease up to ``limit`` tasks due within ``ahead`` seconds that nobody holds."""
         result = (
-            await self._execute([Stmt(_CLAIM, (ahead, lease, limit, node), fetch=True)], write=True)
+            await self._execute([Stmt(_CLAIM, (lease, ahead, limit, node), fetch=True)], write=True)
         )[0]
         width = len(TASK_COLUMNS)
         return [

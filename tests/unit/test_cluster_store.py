@@ -175,3 +175,50 @@ async def test_a_lease_taken_over_is_dropped_even_with_its_next_run_time_waiting
     claims.renewed(beat, sent, time.time(), sent_mono)
     assert lost == ["p"] and not claims.holds("p")
     assert gate() == -math.inf
+
+
+async def _claimed_by_n1(store: PostgresStore, name: str = "p") -> None:
+    await store.insert_task(task(name, period_ms=1000, next_run_at=time.time()))
+    await store.heartbeat("n1", "host:1", 1.0, 0, LEASE)
+    assert [c.task.id for c in await store.claim_due("n1", 1.0, LEASE, 10)] == [name]
+
+
+async def test_a_claim_waits_for_a_heartbeat_being_written_and_then_claims_nothing(
+    store,
+    pg_schema_dsn: str,  # noqa: F811
+):
+    """n1 looks dead (its heartbeat is old) while its new heartbeat is being written: a claim
+    that read the old one must not take n1's task once that heartbeat is in."""
+    import psycopg
+
+    await _claimed_by_n1(store)
+    with psycopg.connect(pg_schema_dsn) as other:
+        other.execute("UPDATE nodes SET heartbeat_at = heartbeat_at - 60 WHERE id = 'n1'")
+        other.commit()
+        await store.heartbeat("n2", "host:2", 1.0, 0, LEASE)
+        # n1's heartbeat, in a transaction not yet committed.
+        other.execute(
+            "UPDATE nodes SET heartbeat_at = extract(epoch FROM clock_timestamp()) WHERE id = 'n1'"
+        )
+        claim = asyncio.create_task(store.claim_due("n2", 1.0, LEASE, 10))
+        await asyncio.sleep(0.3)
+        assert not claim.done()  # it waits for the heartbeat
+        other.commit()
+        assert await claim == []
+
+
+async def test_a_heartbeat_waits_for_a_claim_in_flight_and_reads_its_lease_back_lost(
+    store,
+    pg_schema_dsn: str,  # noqa: F811
+):
+    import psycopg
+
+    await _claimed_by_n1(store)
+    with psycopg.connect(pg_schema_dsn) as other:
+        # n2's claim of n1's task, not yet committed.
+        other.execute("UPDATE tasks SET lease_owner = 'n2', fence = fence + 1 WHERE id = 'p'")
+        beat = asyncio.create_task(store.heartbeat("n1", "host:1", 1.0, 1, LEASE))
+        await asyncio.sleep(0.3)
+        assert not beat.done()  # it waits for the claim
+        other.commit()
+        assert "p" not in (await beat).held
