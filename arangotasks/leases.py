@@ -125,12 +125,14 @@ class ClusterClaims:
         """The latest start of a run admitted now: while this node's heartbeat vouches for
         its leases, and only with the fence it was admitted under (``-inf`` once that lease
         is lost, even if the task was claimed again since)."""
+        if not self._fence_on:
+            return None  # the control: the lease alone
+        # Not held any more (lost between the admission and now): the gate is closed.
         fence = self._held.get(task_id)
-        if fence is None or not self._fence_on:
-            return None
 
         def latest() -> float:
-            return self._valid_until if self._held.get(task_id) == fence else -math.inf
+            held = fence is not None and self._held.get(task_id) == fence
+            return self._valid_until if held else -math.inf
 
         return latest
 
