@@ -25,8 +25,9 @@ Several nodes on one PostgreSQL decide through the database, with no leader
    Run uids come from a sequence with that insert.
 4. **Start.** An admitted run waits for a worker; it starts only before the start gate closes
    (:meth:`ClusterClaims.start_gate`: 90 % of a lease after the last heartbeat was sent, and only
-   with the fence it was admitted under). A run admitted just before a pause does not start after
-   it, when another node may run the task: it is recorded canceled (``LeaseLapsed``).
+   while the lease held right after the admission lasts). A run admitted just before a pause
+   does not start after it, when another node may run the task: it is recorded canceled
+   (``LeaseLapsed``).
 5. **Settle.** After a run the holder writes the next slot (fenced). It keeps the lease while
    the next slot is near (a period of a second does not change nodes every run) and gives it
    back when the slot is further than ``cluster_ahead``, or when it holds more than its share

@@ -11,12 +11,13 @@ from arangotasks.errors import StoreUnavailableError
 from arangotasks.models import ErrorType, Run, RunQuery, RunStatus, RunTrigger, StoredRun, Task
 from arangotasks.stopping import cancel_loops
 from arangotasks.store.base import TaskStore
+from arangotasks.store.cluster_rows import CRASH_NAME
 
 log = logging.getLogger(__name__)
 
 CRASH_ERROR = {
     "type": ErrorType.CRASH.value,
-    "name": "ServerCrash",
+    "name": CRASH_NAME,  # what a claim tells apart from a run's real end
     "message": "the server stopped during this run; it was marked failed at the next start",
     "stack": "",
 }

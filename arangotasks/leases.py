@@ -123,8 +123,8 @@ class ClusterClaims:
 
     def start_gate(self, task_id: str) -> StartBy | None:
         """The latest start of a run admitted now: while this node's heartbeat vouches for
-        its leases, and only with the fence it was admitted under (``-inf`` once that lease
-        is lost, even if the task was claimed again since)."""
+        its leases, and only while it keeps the lease it holds now, right after the admission
+        (``-inf`` once that lease is lost, even if the task was claimed again since)."""
         if not self._fence_on:
             return None  # the control: the lease alone
         # Not held any more (lost between the admission and now): the gate is closed.

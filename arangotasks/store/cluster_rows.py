@@ -29,7 +29,7 @@ CHANNEL = "arangotasks_tasks"  # LISTEN/NOTIFY: "c:<id>", "u:<id>", "d:<id>", "r
 _TASK_SELECT = ", ".join(f"t.{c}" for c in TASK_COLUMNS)
 # A run that really ended (its node wrote it), not one the reaper marked as a crash.
 _ENDED = ", ".join(f"'{s.value}'" for s in FINISHED_STATUSES)
-CRASH_NAME = "ServerCrash"
+CRASH_NAME = "ServerCrash"  # the error name of a run the reaper marks (history.CRASH_ERROR)
 
 
 @dataclass(frozen=True, slots=True)
