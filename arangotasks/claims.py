@@ -103,6 +103,12 @@ class LocalClaims:
     async def admit(
         self, task: Task, trigger: RunTrigger, slot: float, status: RunStatus, attempt: int
     ) -> Run | Admission:
+        return self.admit_now(task, trigger, slot, status, attempt)
+
+    def admit_now(
+        self, task: Task, trigger: RunTrigger, slot: float, status: RunStatus, attempt: int
+    ) -> Run:
+        """:meth:`admit` without yielding: one node decides alone (the run path's fast fire)."""
         run = self._history.new_run(task, trigger, slot, status=status, attempt=attempt)
         run.node = self.node_id
         return run

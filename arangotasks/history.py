@@ -31,6 +31,7 @@ class History:
         self._store = store
         self._settings = settings
         self._enabled = settings.history
+        self._max_pending = settings.history_max_pending  # read by every touch()
         self._next_uid = 0
         self._dirty_runs: dict[int, Run] = {}
         self._dirty_next: dict[str, float | None] = {}
@@ -104,17 +105,19 @@ class History:
         attempt: int = 1,
     ) -> Run:
         """A run record without its uid, not recorded yet."""
-        now = time.time()
+        # Positional (uid, task_id, task_name, database, owner, trigger, scheduled_at,
+        # enqueued_at, status): every scheduled run is made here, and keywords cost twice as
+        # much for a dataclass of this many fields.
         return Run(
-            uid=0,
-            task_id=task.id,
-            task_name=task.name,
-            database=task.database,
-            owner=task.owner,
-            trigger=trigger,
-            scheduled_at=scheduled_at,
-            enqueued_at=now,
-            status=status,
+            0,
+            task.id,
+            task.name,
+            task.database,
+            task.owner,
+            trigger,
+            scheduled_at,
+            time.time(),
+            status,
             attempt=attempt,
             revision=task.revision,
         )
@@ -124,7 +127,7 @@ class History:
         cannot be written, at most ``history_max_pending`` records wait: the oldest is dropped."""
         if self._enabled:
             self._dirty_runs[run.uid] = run
-            if len(self._dirty_runs) > self._settings.history_max_pending:
+            if len(self._dirty_runs) > self._max_pending:
                 del self._dirty_runs[next(iter(self._dirty_runs))]
                 if not self._dropped_unreported:
                     log.warning(

@@ -79,7 +79,11 @@ class Registry(ScheduleMixin, RunPath, PeerEvents):
             )
         else:
             self.claims = LocalClaims(self.history, self.node_id)
-        self._scheduler = JobScheduler()
+        # One node decides alone: the run path admits its runs without yielding (_fire_now).
+        self._local = self.claims if isinstance(self.claims, LocalClaims) else None
+        self._scheduler = JobScheduler(start=self._start_fire, after_pass=self._arm_fired)
+        # Cron tasks a pass of fires took, armed after it: (task, slot, skipped for overlap).
+        self._unarmed: list[tuple[Task, float, bool]] = []
         self._run_locks: dict[str, asyncio.Lock] = {}
         self._write_locks: dict[str, asyncio.Lock] = {}
         self._active: set[asyncio.Task[None]] = set()
@@ -316,10 +320,8 @@ class Registry(ScheduleMixin, RunPath, PeerEvents):
     def _schedule(self, task: Task, at: float) -> None:
         if not task.options.enabled:
             return  # paused: resume arms it again
-        # A partial of a coroutine function, so that APScheduler awaits it on the loop
-        # (a lambda would be sent to a thread pool).
         fire_at = schedule.jittered(task.options, at)
-        self._scheduler.schedule(task.id, fire_at, functools.partial(self._fire, task))
+        self._scheduler.schedule(task.id, fire_at, functools.partial(self._fire_now, task))
 
     async def run_now(self, task_id: str, principal: Principal) -> Run:
         """Start a manual run outside the schedule; the schedule is unchanged. 429/21003 when

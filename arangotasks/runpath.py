@@ -7,11 +7,12 @@ import dataclasses
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
 from arangotasks import schedule
 from arangotasks.catalog import Catalog
-from arangotasks.claims import Claims
+from arangotasks.claims import Claims, LocalClaims
 from arangotasks.config import Settings
 from arangotasks.errors import StoreUnavailableError
 from arangotasks.history import History
@@ -80,13 +81,89 @@ class RunPath:
     _forget: Callable[[Task], Awaitable[None]]
     _mark_fired_write: Callable[[Task], Awaitable[None]]
     _fire_slot: Callable[[Task, float], Awaitable[None]]
+    _arm_after: Callable[[Task, float], None]
+    _overlapping: Callable[[Task], bool]
+    _record_skipped: Callable[[Task, float], None]
+    _unarmed: list[tuple[Task, float, bool]]
+    _finish_slot: Callable[[Task], Awaitable[None]]
+    _local: LocalClaims | None
+
+    def _fire_now(self, task: Task) -> Coroutine[Any, Any, None] | None:
+        """A fire time of ``task`` came: called by the scheduler on the loop, without yielding.
+
+        On one server the slot is taken right here: decided (a slot that overlaps the last run
+        is recorded skipped) and its run admitted (the record made, ``enqueuedAt``). A bucket of
+        1,000 fires at one instant is a pass of plain calls, not 1,000 chains of coroutines.
+        After the pass the scheduler calls :meth:`_arm_fired` (the next cron slots), then
+        starts what the fires returned, their runs (:meth:`_start_fire`). Several nodes (the
+        admission is a database write) and timed tasks (their fired mark is written first)
+        return the coroutine path, :meth:`_fire`.
+        """
+        if self._stopping.is_set() or not self.catalog.holds(task):
+            return None
+        local = self._local
+        if local is None or (task.options.cron is None and task.period_ms is None):
+            return self._fire(task)
+        slot = task.next_run_at if task.next_run_at is not None else time.time()
+        if task.options.cron is not None:
+            overlaps = self._overlapping(task)
+            self._unarmed.append((task, slot, overlaps))
+            if overlaps:
+                self._record_skipped(task, slot)
+                return None
+        run = local.admit_now(task, RunTrigger.SCHEDULE, slot, RunStatus.ENQUEUED, 1)
+        busy = self._busy
+        busy[task.id] = busy.get(task.id, 0) + 1  # counted off by _attempts' finally
+        return self._run_admitted(task, slot, run)
+
+    def _arm_fired(self) -> None:
+        """After a pass of fires: arm the next slot of each cron task the pass took (fixed rate:
+        before any of their runs starts). A task skipped for overlap with no further slot (past
+        endAt) is finished; one that runs is finished after its run."""
+        unarmed, self._unarmed = self._unarmed, []
+        for task, slot, skipped in unarmed:
+            if not self.catalog.holds(task):
+                continue
+            try:
+                self._arm_after(task, slot)
+            except Exception:  # one task's failure must not leave the others unarmed
+                log.exception("task %s: next slot after %.3f not armed", task.id, slot)
+                continue
+            if skipped and task.next_run_at is None:
+                self._start_fire(task.id, self._finish_slot(task))
+
+    def _start_fire(self, key: str, fire: Awaitable[None]) -> None:
+        """Run a fire's coroutine in a task the registry waits for at its stop."""
+        job = asyncio.ensure_future(fire)
+        self._active.add(job)
+        job.add_done_callback(self._fire_ended)
+
+    def _fire_ended(self, job: "asyncio.Future[None]") -> None:
+        self._active.discard(job)
+        if not job.cancelled() and job.exception() is not None:
+            log.error("a fire raised an exception", exc_info=job.exception())
+
+    async def _run_admitted(self, task: Task, slot: float, run: Run) -> None:
+        """The rest of a fire that :meth:`_fire_now` admitted: the run, its retries, then what
+        follows it (the next periodic run; a cron task past ``endAt`` is removed)."""
+        try:
+            if task.options.cron is not None:
+                await self._attempts(task, slot, run)
+                await self._finish_slot(task)
+            elif await self._attempts(task, slot, run):
+                await self._after_attempts(task, slot)
+        except asyncio.CancelledError:
+            if not self._stopping.is_set():
+                raise
+            log.warning("task %s: run abandoned at stop", task.id)
+        finally:
+            if self.catalog.holds(task) and not self._stopping.is_set():
+                self.claims.settle(task, busy=task.id in self._busy)
 
     async def _fire(self, task: Task) -> None:
+        """The coroutine path of a fire (several nodes, timed tasks)."""
         if not self.catalog.holds(task) or not self.claims.holds(task.id):
             return  # deleted, or claimed by another node, after this fire time was taken
-        current = asyncio.current_task()
-        assert current is not None
-        self._active.add(current)
         try:
             await self._fire_once(task)
         except asyncio.CancelledError:
@@ -95,7 +172,6 @@ class RunPath:
             # Cancelled by close() after every wait: no traceback for a normal stop.
             log.warning("task %s: run abandoned at stop", task.id)
         finally:
-            self._active.discard(current)
             if self.catalog.holds(task) and not self._stopping.is_set():
                 self.claims.settle(task, busy=task.id in self._busy)
 
@@ -114,8 +190,11 @@ class RunPath:
                 self._schedule(task, time.time() + MARK_FIRED_RETRY)
                 return
             task.next_run_at = None
-        if not await self._attempts(task, scheduled_at):
-            return  # this node no longer holds the task
+        if await self._attempts(task, scheduled_at):
+            await self._after_attempts(task, scheduled_at)
+
+    async def _after_attempts(self, task: Task, scheduled_at: float) -> None:
+        """After the runs of a periodic or timed task's slot: arm the next run, or remove it."""
         if not self.catalog.holds(task):
             return
         if task.period_ms is None and self._stopping.is_set() and not self._ran(task):
@@ -137,16 +216,22 @@ class RunPath:
             task.next_run_at = None
             await self._forget(task)
 
-    async def _attempts(self, task: Task, scheduled_at: float) -> bool:
+    async def _attempts(self, task: Task, scheduled_at: float, first: Run | None = None) -> bool:
         """Run a scheduled slot, and retry a failed run as ``retries`` says (attempts 2, 3, ...).
-        False when this node lost the task (it runs nothing more of it)."""
-        self._busy[task.id] = self._busy.get(task.id, 0) + 1
+        False when this node lost the task (it runs nothing more of it). ``first``: the first
+        attempt, admitted and counted busy by :meth:`_fire_now`."""
+        if first is None:
+            self._busy[task.id] = self._busy.get(task.id, 0) + 1
         try:
             attempt = 1
             while True:
-                run = await self.claims.admit(
-                    task, RunTrigger.SCHEDULE, scheduled_at, RunStatus.ENQUEUED, attempt
-                )
+                if first is not None:
+                    run: Run | Admission = first
+                    first = None
+                else:
+                    run = await self.claims.admit(
+                        task, RunTrigger.SCHEDULE, scheduled_at, RunStatus.ENQUEUED, attempt
+                    )
                 if run is Admission.CLAIM_LOST:
                     return False
                 if run is Admission.SLOT_TAKEN:
@@ -221,7 +306,9 @@ class RunPath:
     async def _execute(
         self, task: Task, run: Run, on_start: Callable[[], None] | None = None
     ) -> None:
-        lock = self._run_locks.setdefault(task.id, asyncio.Lock())
+        lock = self._run_locks.get(task.id)
+        if lock is None:
+            lock = self._run_locks[task.id] = asyncio.Lock()
         async with lock:  # runs of one task never overlap (on one node)
             if not self.catalog.holds(task):
                 run.status = RunStatus.CANCELED

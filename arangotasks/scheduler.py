@@ -12,9 +12,15 @@ Keys due at the very same instant share one APScheduler job (a *bucket*): cron s
 seconds, so 1,000 ``* * * * * *`` tasks are one job added and processed per second instead of
 1,000 (that cost, serialized on the loop, made the last of such a burst fire ~150 ms late).
 
+A bucket is fired in one pass: every fire of the instant is called (the registry takes its slot
+there, without yielding), then ``after_pass`` (the registry arms the next cron slots), then the
+awaitables the fires returned (their runs) are started, each in a task. A bucket of ``BURST``
+fires or more is woken ``LEAD`` early and sleeps the rest precisely, since the loop's timer
+wakes up to ~1 ms late and a burst's wake-up is part of every fire's lateness in it.
+
 While a bucket's fires are handed on, the cyclic garbage collector is held off: it is turned on
-again by a callback queued behind the fires' first steps (each fire runs, without yielding, up to
-the point where its run is handed to the sandbox). A burst allocates enough to trigger several
+again by a callback queued behind the runs' first steps (each runs, without yielding, up to
+the point where it is handed to the sandbox). A burst allocates enough to trigger several
 young collections and, every few seconds, a full one (40-100 ms with 1,000 tasks) that landed
 inside the burst and made every fire after it that late. The collections still run, right after
 the hand-offs, while the runs are in the workers. (The run path makes no cyclic garbage: the
@@ -41,6 +47,11 @@ from apscheduler.triggers.date import DateTrigger
 # APScheduler logs two INFO lines per run; at hundreds of runs per second that is the hot path.
 logging.getLogger("apscheduler").setLevel(logging.WARNING)
 log = logging.getLogger(__name__)
+
+
+# What is armed for a key: called on the loop at its fire time. It does its work there and
+# returns None, or returns an awaitable that runs in a task of its own (a coroutine function).
+Fire = Callable[[], Awaitable[None] | None]
 
 
 class _Call(functools.partial[Awaitable[None]]):
@@ -92,14 +103,29 @@ class JobScheduler:
 
     HORIZON = 60.0  # seconds ahead that APScheduler holds
     SWEEP = 10.0  # how often parked fire times are moved into APScheduler
+    # A bucket of this many fires is woken LEAD seconds early and sleeps the rest precisely:
+    # the loop's timer (epoll counts whole milliseconds, rounded up) wakes up to ~1 ms late, and
+    # a burst's wake-up is part of the lateness of every fire in it.
+    BURST = 64
+    LEAD = 0.002
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        start: Callable[[str, Awaitable[None]], None] | None = None,
+        after_pass: Callable[[], None] | None = None,
+    ) -> None:
+        """:param start: how an awaitable that a fire returned is run (the key and it); by
+            default in a task of the scheduler's own, its exceptions logged.
+        :param after_pass: called after the fires of an instant were called, before what they
+            returned is started."""
+        self._start = start or self._start_logged
+        self._after_pass = after_pass
         # Parked fire times: heap of (at, seq, key, func); _parked[key] = seq of the live entry.
-        self._heap: list[tuple[float, int, str, Callable[[], Awaitable[None]]]] = []
+        self._heap: list[tuple[float, int, str, Fire]] = []
         self._parked: dict[str, int] = {}
         self._seq = itertools.count()
         # Fire times held by APScheduler: one job per instant, the keys due then (a bucket).
-        self._buckets: dict[float, dict[str, Callable[[], Awaitable[None]]]] = {}
+        self._buckets: dict[float, dict[str, Fire]] = {}
         self._due: dict[str, float] = {}  # key -> the instant of its bucket
         self._firing: set[asyncio.Task[None]] = set()  # fires started by a bucket
         self._shut = False
@@ -158,7 +184,7 @@ class JobScheduler:
                 del self._parked[key]
                 self._add(key, at, func)
 
-    def schedule(self, key: str, at: float, func: Callable[[], Awaitable[None]]) -> None:
+    def schedule(self, key: str, at: float, func: Fire) -> None:
         """Fire ``func`` at epoch second ``at`` (at once if it has passed), replacing any
         earlier schedule of ``key``."""
         if at > time.time() + self.HORIZON:
@@ -171,7 +197,7 @@ class JobScheduler:
             self._parked.pop(key, None)  # a parked entry of this key is now stale
         self._add(key, at, func)
 
-    def _add(self, key: str, at: float, func: Callable[[], Awaitable[None]]) -> None:
+    def _add(self, key: str, at: float, func: Fire) -> None:
         if key in self._due:
             self._unbucket(key)
         bucket = self._buckets.get(at)
@@ -181,6 +207,11 @@ class JobScheduler:
             self._aps.add_job(_Call(self._fire_bucket, at), trigger=trigger, id=_job_id(at))
         bucket[key] = func
         self._due[key] = at
+        if len(bucket) == self.BURST:
+            early = DateTrigger(run_date=datetime.fromtimestamp(at - self.LEAD, UTC), timezone=UTC)
+            # Gone when APScheduler took the job already (it is due): it fires as it is.
+            with contextlib.suppress(JobLookupError):
+                self._aps.reschedule_job(_job_id(at), trigger=early)
 
     def _unbucket(self, key: str) -> bool:
         at = self._due.pop(key, None)
@@ -196,26 +227,55 @@ class JobScheduler:
         return True
 
     async def _fire_bucket(self, at: float) -> None:
-        """Start every fire of instant ``at``, each in its own task (as APScheduler would)."""
-        if self._shut:
-            return
-        fires = self._buckets.pop(at, {})
-        # Locals: the loop below runs once per key of the instant (1,000 for as many cron tasks).
-        loop = asyncio.get_running_loop()
-        due, firing, logged = self._due, self._firing, self._logged
+        """Call every fire of instant ``at`` (the pass), then ``after_pass``, then start what the
+        fires returned.
+
+        Each fire does its part on the spot (on one server the registry takes the slot there:
+        it is decided and its run record made, ``enqueuedAt``); what follows for the whole
+        instant comes after the pass (the next cron slots, a task for each run), so that the
+        last slot of a burst is not taken only after that was done for every slot before it.
+        """
+        if self._shut or at not in self._buckets:
+            return  # (gone: its keys were cancelled, or a caller fired it already)
+        early = at - time.time()
+        if early > 0:  # a burst woken early (BURST): no fire may begin before its time
+            # Blocks the loop on purpose, for at most LEAD (also when the wall clock was set
+            # back meanwhile): a precise sleep, where the loop's timer is not.
+            time.sleep(min(early, self.LEAD))  # noqa: ASYNC251
+        fires = self._buckets.pop(at)
+        due = self._due
         # No garbage collection while the fires are handed on: see the module's text.
         held = len(fires) > 1 and not self._gc_held and _hold_gc()
         self._gc_held = self._gc_held or held
         try:
+            started: list[tuple[str, Awaitable[None]]] = []
             for key, func in fires.items():
                 del due[key]
-                job = loop.create_task(logged(key, func), name=f"fire-{key}")
-                firing.add(job)
-                job.add_done_callback(firing.discard)
+                try:
+                    result = func()
+                except Exception:  # as APScheduler did for a job: logged, the other fires go on
+                    log.exception("fire of %s raised an exception", key)
+                    continue
+                if result is not None:
+                    started.append((key, result))
+            if self._after_pass is not None:
+                try:
+                    self._after_pass()
+                except Exception:  # the fires' runs are admitted: they must start regardless
+                    log.exception("after the fires of %r", at)
+            start = self._start
+            for key, result in started:
+                start(key, result)
         finally:
             if held:
-                # Queued after the fires' first steps: runs once every fire has been handed on.
-                loop.call_soon(self._release_gc)
+                # Queued after the runs' first steps: runs once every run has been handed on.
+                asyncio.get_running_loop().call_soon(self._release_gc)
+
+    def _start_logged(self, key: str, started: Awaitable[None]) -> None:
+        """Run what a fire returned in a task of the scheduler's own (its exceptions logged)."""
+        job = asyncio.get_running_loop().create_task(self._logged(key, started), name=f"fire-{key}")
+        self._firing.add(job)
+        job.add_done_callback(self._firing.discard)
 
     def _release_gc(self) -> None:
         """Turn the collector on again if this scheduler turned it off."""
@@ -223,11 +283,14 @@ class JobScheduler:
             self._gc_held = False
             gc.enable()
 
-    async def _logged(self, key: str, func: Callable[[], Awaitable[None]]) -> None:
+    async def _logged(self, key: str, started: Awaitable[None]) -> None:
         if self._shut:
-            return  # shut down after its bucket started it, before it began
+            # Shut down after its bucket started it, before it began.
+            if inspect.iscoroutine(started):
+                started.close()  # never awaited, and never warned about
+            return
         try:
-            await func()
+            await started
         except Exception:  # as APScheduler did for a job: logged, the other fires go on
             log.exception("fire of %s raised an exception", key)
 

@@ -137,6 +137,21 @@ class ScheduleMixin:
     async def _fire_slot(self, task: Task, slot: float) -> None:
         """A cron slot: arm the next one now (fixed rate), then run this one unless the last
         run still goes (overlap)."""
+        if self._slot_runs(task, slot):
+            await self._attempts(task, slot)  # type: ignore[attr-defined]  # runpath.py
+        await self._finish_slot(task)
+
+    def _slot_runs(self, task: Task, slot: float) -> bool:
+        """Arm the slot after ``slot`` (fixed rate: before this one runs); whether ``slot`` runs
+        (False: the last run still goes, and the slot was recorded skipped)."""
+        self._arm_after(task, slot)
+        if self._overlapping(task):
+            self._record_skipped(task, slot)
+            return False
+        return True
+
+    def _arm_after(self, task: Task, slot: float) -> None:
+        """Arm the cron slot after ``slot`` (``next_run_at`` None: there is none, past endAt)."""
         at = schedule.after_slot(task, slot)
         now = time.time()
         if at is not None and at <= now:
@@ -149,14 +164,19 @@ class ScheduleMixin:
         self.claims.next_run(task, at)
         if at is not None:
             self._schedule(task, at)
+
+    def _overlapping(self, task: Task) -> bool:
+        """Whether a slot of ``task`` that comes now must be skipped (overlap): its last run
+        still goes (or a manual one), and ``buffer`` holds one waiting at most."""
         busy = self._busy.get(task.id, 0)
-        lock = self._run_locks.get(task.id)
-        if not busy and lock is not None and lock.locked():
-            busy = 1  # a manual run is going
-        if busy and (task.options.overlap is not Overlap.BUFFER or busy > 1):
-            self._record_skipped(task, slot)
-        else:
-            await self._attempts(task, slot)  # type: ignore[attr-defined]  # runpath.py
+        if not busy:
+            lock = self._run_locks.get(task.id)
+            if lock is not None and lock.locked():
+                busy = 1  # a manual run is going
+        return bool(busy) and (task.options.overlap is not Overlap.BUFFER or busy > 1)
+
+    async def _finish_slot(self, task: Task) -> None:
+        """After a cron slot: a task with no further slot (past endAt) is finished."""
         if task.next_run_at is None and self.catalog.holds(task):
             await self._forget(task)  # past endAt: finished, its history kept
 

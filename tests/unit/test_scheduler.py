@@ -173,3 +173,108 @@ async def test_a_shutdown_right_after_a_bucket_turns_the_collector_on_again():
     assert not gc.isenabled()
     sched.shutdown()
     assert gc.isenabled()
+
+
+async def test_a_pass_calls_every_fire_of_an_instant_before_it_starts_what_they_returned():
+    """The registry takes every slot of an instant in one pass of plain calls; the runs the
+    fires return start after it (and after ``after_pass``), so the last slot of a burst is not
+    taken only once a task was made for every run before it."""
+    events: list[str] = []
+    sched = JobScheduler(after_pass=lambda: events.append("after_pass"))
+    sched.start()
+
+    def fire(key: str):
+        def call():
+            events.append(f"call {key}")
+
+            async def run() -> None:
+                events.append(f"run {key}")
+
+            return run() if key != "k1" else None  # k1 did its work in the call
+
+        return call
+
+    at = time.time() - 1
+    for i in range(4):
+        sched.schedule(f"k{i}", at, fire(f"k{i}"))
+    await sched._fire_bucket(at)
+    await asyncio.sleep(0.05)
+    sched.shutdown()
+    calls = [f"call k{i}" for i in range(4)]
+    assert events == [*calls, "after_pass", "run k0", "run k2", "run k3"]
+
+
+async def test_a_fire_that_raises_in_its_call_does_not_stop_the_pass(caplog):
+    got: list[str] = []
+    sched = JobScheduler(after_pass=lambda: got.append("after_pass"))
+    sched.start()
+
+    def boom():
+        raise RuntimeError("boom in the call")
+
+    at = time.time() - 1
+    sched.schedule("bad", at, boom)
+    sched.schedule("good", at, lambda: got.append("good"))
+    await sched._fire_bucket(at)
+    sched.shutdown()
+    assert got == ["good", "after_pass"]
+    assert "boom in the call" in caplog.text
+
+
+async def test_a_failing_after_pass_still_starts_the_runs(caplog):
+    """Runs the pass admitted must start even when what comes after the pass fails: an
+    admitted run that never starts would stay 'enqueued' for ever."""
+    started: list[str] = []
+
+    def after_pass() -> None:
+        raise RuntimeError("after_pass failed")
+
+    sched = JobScheduler(after_pass=after_pass)
+    sched.start()
+
+    async def run() -> None:
+        started.append("run")
+
+    at = time.time() - 1
+    sched.schedule("k", at, run)
+    await sched._fire_bucket(at)
+    await asyncio.sleep(0.05)
+    sched.shutdown()
+    assert started == ["run"]
+    assert "after_pass failed" in caplog.text
+
+
+async def test_a_burst_is_woken_early_and_no_fire_begins_before_its_time(scheduler):
+    """epoll wakes the loop's timer up to ~1 ms late, and a burst's wake-up adds to every fire
+    in it: a bucket of BURST fires is woken LEAD early and sleeps the rest precisely."""
+    at = time.time() + 0.2
+    called: list[float] = []
+    for i in range(JobScheduler.BURST - 1):
+        scheduler.schedule(f"k{i}", at, lambda: called.append(time.time()))
+    job = scheduler._aps.get_job(f"at {at!r}")
+    assert job.next_run_time.timestamp() == pytest.approx(at, abs=1e-6)  # not a burst yet
+    scheduler.schedule("last", at, lambda: called.append(time.time()))
+    job = scheduler._aps.get_job(f"at {at!r}")
+    assert job.next_run_time.timestamp() == pytest.approx(at - JobScheduler.LEAD, abs=1e-6)
+    async with asyncio.timeout(5):
+        while len(called) < JobScheduler.BURST:
+            await asyncio.sleep(0.01)
+    assert min(called) >= at
+
+
+async def test_the_early_wait_of_a_burst_is_bounded_when_the_clock_was_set_back(monkeypatch):
+    """A bucket found 'early' because the wall clock was set back must not block the loop for
+    what the clock moved: it waits LEAD at most."""
+    import arangotasks.scheduler as module
+
+    slept: list[float] = []
+    monkeypatch.setattr(module.time, "sleep", slept.append)
+    sched = JobScheduler()
+    sched.start()
+    at = time.time() + 30  # as if the clock had been set back 30 s after the timer was armed
+    called: list[str] = []
+    sched.schedule("k", at, lambda: called.append("k"))
+    await sched._fire_bucket(at)
+    sched.shutdown()
+    assert called == ["k"]
+    assert slept and max(slept) <= JobScheduler.LEAD

@@ -1,0 +1,106 @@
+"""The registry's pass of fires (``RunPath._fire_now``) on one server: every slot of an instant
+is taken (decided, its run admitted with its ``enqueuedAt``, the next cron slot armed) before
+the first of their runs is handed to the sandbox. That is what keeps the last of 1,000 cron
+slots at one instant within a few milliseconds (``make bench``, cron).
+
+The registry and its SQLite store are real; the sandbox records when runs reach it and answers
+at once (QuickJS is not what is tested here).
+"""
+
+import asyncio
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from arangotasks.config import Settings
+from arangotasks.models import Run, RunOutcome, RunStatus, RunTrigger
+from arangotasks.registry import Registry
+from arangotasks.store import open_store
+from arangotasks.validation import parse_task_body
+
+COUNT = 100
+
+
+class RecordingSandbox:
+    """Answers every run at once; notes what the registry had done when the first run came."""
+
+    size = 0
+
+    def __init__(self) -> None:
+        self.registry: Registry | None = None
+        self.first_call: float | None = None
+        self.armed_at_first_call = -1
+        self.calls = 0
+
+    async def start(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+    def drain(self) -> None:
+        pass
+
+    def interrupt(self) -> None:
+        pass
+
+    async def compile_error(self, command: str, **_: Any) -> str | None:
+        return None
+
+    async def run(self, command: str, params_json: str | None, limits: Any = None, **_: Any):
+        if self.first_call is None:
+            self.first_call = time.time()
+            assert self.registry is not None
+            self.armed_at_first_call = self.registry.scheduled()
+        self.calls += 1
+        await asyncio.sleep(0)
+        return RunOutcome(ok=True, result_json="1")
+
+
+def spec(**body: Any):
+    body.setdefault("command", "return 1;")
+    return parse_task_body(body, url_id=None, caller="", max_timeout=3600)
+
+
+async def burst(tmp_path, **body: Any) -> tuple[RecordingSandbox, list[Run]]:
+    """COUNT tasks of ``body`` due at one instant; the runs of that instant."""
+    sandbox = RecordingSandbox()
+    settings = Settings(data_dir=tmp_path, history_flush_interval=0.01)
+    registry = Registry(open_store(None, tmp_path), sandbox, settings)
+    sandbox.registry = registry
+    finished: list[Run] = []
+    registry.run_listeners.append(finished.append)
+    await registry.start()
+    try:
+        # All due at one instant: a whole second (a cron slot), as their startAt.
+        slot = float(int(time.time()) + 2)
+        start_at = datetime.fromtimestamp(slot, UTC).isoformat().replace("+00:00", "Z")
+        for _ in range(COUNT):
+            await registry.create(spec(startAt=start_at, **body), "_system", "")
+        assert registry.scheduled() == COUNT
+        async with asyncio.timeout(10):
+            while sum(1 for run in finished if run.scheduled_at == slot) < COUNT:
+                await asyncio.sleep(0.01)
+        return sandbox, [run for run in finished if run.scheduled_at == slot]
+    finally:
+        await registry.close()
+
+
+async def test_every_cron_slot_of_an_instant_is_taken_before_any_of_its_runs_starts(tmp_path):
+    sandbox, runs = await burst(tmp_path, cron="* * * * * *")
+    assert sandbox.first_call is not None
+    assert all(run.status is RunStatus.SUCCEEDED for run in runs)
+    assert {run.trigger for run in runs} == {RunTrigger.SCHEDULE}
+    # Every run was admitted (its record made) before the first one reached the sandbox ...
+    assert max(run.enqueued_at for run in runs) <= sandbox.first_call
+    # ... and every task's next slot was armed by then (fixed rate).
+    assert sandbox.armed_at_first_call == COUNT
+    assert len({run.uid for run in runs}) == COUNT
+
+
+async def test_every_periodic_slot_of_an_instant_is_taken_before_any_of_its_runs_starts(tmp_path):
+    sandbox, runs = await burst(tmp_path, period=1)
+    assert sandbox.first_call is not None
+    assert max(run.enqueued_at for run in runs) <= sandbox.first_call
+    # Fixed delay: a periodic task's next run is armed after its run, not in the pass.
+    assert sandbox.armed_at_first_call == 0
