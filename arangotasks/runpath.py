@@ -102,10 +102,11 @@ class RunPath:
         if self._stopping.is_set() or not self.catalog.holds(task):
             return None
         local = self._local
-        if local is None or (task.options.cron is None and task.period_ms is None):
+        cron = task.options.cron
+        if local is None or (cron is None and task.period_ms is None):
             return self._fire(task)
         slot = task.next_run_at if task.next_run_at is not None else time.time()
-        if task.options.cron is not None:
+        if cron is not None:
             overlaps = self._overlapping(task)
             self._unarmed.append((task, slot, overlaps))
             if overlaps:

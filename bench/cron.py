@@ -1,11 +1,13 @@
 """Cron: fire lateness of 1,000 ``* * * * * *`` tasks against 1,000 ``period: 1`` tasks in the
 same run, and the cost of computing cron slots.
 
-The method of ``bench/precision.py`` (fire lateness = when ``Registry._fire`` starts minus the
-slot it was armed for), in-process, each configuration in a fresh event loop. Hand-off lateness
-is reported next to it: when the slot's run reaches ``sandbox.run`` (handed on to be run: the
-pool queues it for a worker) minus the slot, i.e. fire lateness plus the fire's own path through
-the run path; a slot skipped for overlap is never handed on and has no hand-off sample.
+The method of ``bench/precision.py`` (fire lateness = when the registry takes the slot,
+``Registry._fire_now``, minus the slot it was armed for; on one server that is where the slot is
+decided and its run admitted, its record's ``enqueuedAt``), in-process, each configuration in a
+fresh event loop. Hand-off lateness is reported next to it: when the slot's run reaches
+``sandbox.run`` (handed on to be run: the pool queues it for a worker) minus the slot; a slot
+skipped for overlap is never handed on and has no hand-off sample. An instant's fires are taken
+in one pass and their runs started after it, so hand-off lateness includes the whole pass.
 
 * ``cron``: 1,000 tasks ``* * * * * *`` (UTC). Every slot is a whole second, so all 1,000 are due
   at the same instant, every second: one burst a second.
@@ -14,8 +16,8 @@ the run path; a slot skipped for overlap is never handed on and has no hand-off 
   *finished*, so the runs spread over the time the burst took and, after a few seconds, fire
   like ``period-spread``. The like-for-like comparison is therefore the *first burst* of both
   kinds (``first``: every task due at one whole second, ``FIRST_IN`` seconds after seeding,
-  with the registry started and idle); the steady state (the window after the warm-up) is
-  reported too.
+  with the registry started and idle); the ratio is the median of ``FIRST_PAIRS`` interleaved
+  pairs of first bursts. The steady state (the window after the warm-up) is reported too.
 * ``period-spread``: 1,000 ``period: 1`` tasks spread over the second (``precision``'s setup).
 
 ``null`` is a sandbox that answers at once (the scheduling path alone); ``pool`` the real QuickJS
@@ -25,6 +27,7 @@ pool. Slot cost: 100 consecutive slots of a few expressions and zones with ``Cro
 import asyncio
 import itertools
 import math
+import statistics
 import time
 import timeit
 from pathlib import Path
@@ -37,6 +40,7 @@ COUNT = 1000
 TARGET_RATIO = 1.5
 TARGET_P99_MS = 10.0
 FIRST_IN = 3.0  # seconds from seeding to the first burst: the registry has started by then
+FIRST_PAIRS = 5  # pairs of first bursts (period, cron) whose median ratio is the figure
 EXPRESSIONS = [
     ("* * * * * *", "UTC"),
     ("* * * * * *", "Europe/Berlin"),
@@ -151,13 +155,30 @@ def run(ctx: BenchContext) -> Outcome:
                         f"{burst['median_ms']:.2f}/{burst['p99_ms']:.2f} ms ({burst['n']} fires)",
                     )
                 )
-        # Like for like: 1,000 fires due at the same instant, of either kind.
-        ratio = first_p99["cron"] / max(first_p99["period-burst"], 1e-3)
+        # Like for like: 1,000 fires due at the same instant, of either kind. One pair of
+        # bursts is ~3-5 ms each, and a fire's cost varies ~2x from one process to the next on
+        # this machine: the target is judged on the median of interleaved pairs.
+        ratios = [first_p99["cron"] / max(first_p99["period-burst"], 1e-3)]
+        for pair in range(FIRST_PAIRS - 1 if not ctx.quick else 0):
+            pair_p99 = {}
+            for kind in ("period-burst", "cron"):
+                data_dir = ctx.workdir / f"cron-{sandbox}-{kind}-first{pair}"
+                first_at = _seed(data_dir, kind)
+                window = asyncio.run(
+                    _registry(data_dir, sandbox == "pool", FIRST_IN + 1.5, 0.0, first_at=first_at)
+                )
+                pair_p99[kind] = summary_ms(window.first)["p99_ms"]
+            ratios.append(pair_p99["cron"] / max(pair_p99["period-burst"], 1e-3))
+        ratio = statistics.median(ratios)
         figures["results"][f"{sandbox}/cron_over_period_first_burst_p99"] = round(ratio, 2)
+        figures["results"][f"{sandbox}/cron_over_period_first_burst_p99_pairs"] = [
+            round(r, 2) for r in ratios
+        ]
         rows.append(
             Row(
-                f"cron / period first burst p99 ({sandbox})",
-                f"{ratio:.2f}x ({first_p99['cron']:.2f} / {first_p99['period-burst']:.2f} ms)",
+                f"cron / period first burst p99 ({sandbox}), median of {len(ratios)} pairs",
+                f"{ratio:.2f}x ({', '.join(f'{r:.2f}' for r in ratios)}; first pair "
+                f"{first_p99['cron']:.2f} / {first_p99['period-burst']:.2f} ms)",
                 f"<= {TARGET_RATIO}x",
                 ratio <= TARGET_RATIO,
             )

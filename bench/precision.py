@@ -4,10 +4,11 @@ the floor of bare APScheduler 3.11 on the same machine in the same run.
 Measured in-process, each configuration in a fresh event loop, first runs spread over one period:
 
 * ``registry+pool``: the real ``Registry`` (SQLite store, history on) and the real QuickJS pool.
-  Fire lateness = when APScheduler starts ``Registry._fire`` minus the time the task was
-  scheduled for (``task.next_run_at``, what ``_schedule`` handed to APScheduler). Start lateness
-  = the run record's ``startedAt - scheduledAt``. The registry stamps ``startedAt`` before it
-  waits for a free worker, so a saturated pool shows in the run's duration
+  Fire lateness = when the scheduler calls ``Registry._fire_now`` (the registry takes the slot)
+  minus the time the task was scheduled for (``task.next_run_at``, what ``_schedule`` handed to
+  APScheduler). Start lateness = the run record's ``startedAt - scheduledAt``. The registry
+  stamps ``startedAt`` before it waits for a free worker, so a saturated pool shows in the run's
+  duration
   (``finishedAt - startedAt``, also reported), not in the start lateness; and a periodic task
   whose runs queue fires less often than once a period (fixed delay): see ``runs/task/s``.
 * ``registry+null``: the same registry with a sandbox that answers at once: the scheduling path
