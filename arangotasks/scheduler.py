@@ -151,9 +151,9 @@ class JobScheduler:
         self._sweeper = asyncio.create_task(self._sweep_loop(), name="scheduler-sweep")
 
     def pause(self) -> None:
-        """Fire nothing more; jobs running now go on (:meth:`shutdown` cancels them). Nothing
-        more includes a fire its bucket started that has not begun to run yet: the registry
-        waits only for fires that began, and closes the sandbox after them."""
+        """Fire nothing more; what fires started goes on (whoever started it waits for it). With
+        the default ``start``, nothing more includes an awaitable a bucket started that has not
+        begun to run yet: it is dropped unrun."""
         self._shut = True
         if self._sweeper is not None:
             self._sweeper.cancel()
