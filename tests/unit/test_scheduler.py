@@ -2,11 +2,12 @@
 
 import asyncio
 import gc
+import math
 import time
 
 import pytest
 
-from arangotasks.scheduler import JobScheduler
+from arangotasks.scheduler import JobScheduler, instant
 
 
 @pytest.fixture
@@ -113,7 +114,7 @@ async def test_a_fire_started_by_its_bucket_but_not_begun_does_not_run_after_shu
     sched = JobScheduler()
     sched.start()
     fired: asyncio.Queue = asyncio.Queue()
-    at = time.time() - 1  # due at once
+    at = instant(time.time() - 1)  # due at once
     for i in range(20):
         sched.schedule(f"k{i}", at, recorder(fired, f"k{i}"))
     await sched._fire_bucket(at)  # as its job would: the fires are created, not begun
@@ -166,7 +167,7 @@ async def test_a_shutdown_right_after_a_bucket_turns_the_collector_on_again():
     before running it must not leave the process without garbage collection."""
     sched = JobScheduler()
     sched.start()
-    at = time.time() - 1
+    at = instant(time.time() - 1)
     for i in range(5):
         sched.schedule(f"k{i}", at, recorder(asyncio.Queue(), f"k{i}"))
     await sched._fire_bucket(at)  # as its job would; the callback is queued, not run
@@ -194,7 +195,7 @@ async def test_a_pass_calls_every_fire_of_an_instant_before_it_starts_what_they_
 
         return call
 
-    at = time.time() - 1
+    at = instant(time.time() - 1)
     for i in range(4):
         sched.schedule(f"k{i}", at, fire(f"k{i}"))
     await sched._fire_bucket(at)
@@ -212,7 +213,7 @@ async def test_a_fire_that_raises_in_its_call_does_not_stop_the_pass(caplog):
     def boom():
         raise RuntimeError("boom in the call")
 
-    at = time.time() - 1
+    at = instant(time.time() - 1)
     sched.schedule("bad", at, boom)
     sched.schedule("good", at, lambda: got.append("good"))
     await sched._fire_bucket(at)
@@ -235,7 +236,7 @@ async def test_a_failing_after_pass_still_starts_the_runs(caplog):
     async def run() -> None:
         started.append("run")
 
-    at = time.time() - 1
+    at = instant(time.time() - 1)
     sched.schedule("k", at, run)
     await sched._fire_bucket(at)
     await asyncio.sleep(0.05)
@@ -247,7 +248,7 @@ async def test_a_failing_after_pass_still_starts_the_runs(caplog):
 async def test_a_burst_is_woken_early_and_no_fire_begins_before_its_time(scheduler):
     """epoll wakes the loop's timer up to ~1 ms late, and a burst's wake-up adds to every fire
     in it: a bucket of BURST fires is woken LEAD early and sleeps the rest precisely."""
-    at = time.time() + 0.2
+    at = instant(time.time() + 0.2)
     called: list[float] = []
     for i in range(JobScheduler.BURST - 1):
         scheduler.schedule(f"k{i}", at, lambda: called.append(time.time()))
@@ -271,10 +272,29 @@ async def test_the_early_wait_of_a_burst_is_bounded_when_the_clock_was_set_back(
     monkeypatch.setattr(module.time, "sleep", slept.append)
     sched = JobScheduler()
     sched.start()
-    at = time.time() + 30  # as if the clock had been set back 30 s after the timer was armed
+    at = instant(time.time() + 30)  # as if the clock was set back 30 s after the timer was armed
     called: list[str] = []
     sched.schedule("k", at, lambda: called.append("k"))
     await sched._fire_bucket(at)
     sched.shutdown()
     assert called == ["k"]
     assert slept and max(slept) <= JobScheduler.LEAD
+
+
+def test_an_instant_is_its_millisecond_rounded_up():
+    assert instant(1796218685.0) == 1796218685.0  # a cron slot stays exact
+    assert instant(1796218685.0004) == 1796218685.001
+    assert instant(1796218685.0004) >= 1796218685.0004  # never before its time
+
+
+async def test_fire_times_within_one_millisecond_share_one_job(scheduler):
+    """1,000 periodic tasks whose runs ended together re-arm microseconds apart: one job for
+    the millisecond, not one each."""
+    fired: asyncio.Queue = asyncio.Queue()
+    at = math.floor(time.time() * 1000) / 1000 + 0.1002  # 0.2-0.65 ms into a millisecond
+    for i in range(10):
+        scheduler.schedule(f"k{i}", at + i * 0.00005, recorder(fired, f"k{i}"))
+    assert len(scheduler._aps.get_jobs()) == 1
+    async with asyncio.timeout(5):
+        got = [await fired.get() for _ in range(10)]
+    assert min(when for _, when in got) >= at + 9 * 0.00005
