@@ -8,9 +8,10 @@ APScheduler costs ~50-80 µs per job added and keeps its jobs in one sorted list
 beyond ``HORIZON`` seconds is parked in a heap and handed to APScheduler by a sweep shortly
 before it is due: 100,000 tasks with far-off runs start in well under a second of scheduling.
 
-Keys due at the very same instant share one APScheduler job (a *bucket*): cron slots are whole
-seconds, so 1,000 ``* * * * * *`` tasks are one job added and processed per second instead of
-1,000 (that cost, serialized on the loop, made the last of such a burst fire ~150 ms late).
+Keys due within the same millisecond share one APScheduler job (a *bucket*, at the end of that
+millisecond: :func:`instant`): cron slots are whole seconds, so 1,000 ``* * * * * *`` tasks are
+one job added and processed per second instead of 1,000 (that cost, serialized on the loop, made
+the last of such a burst fire ~150 ms late).
 
 A bucket is fired in one pass: every fire of the instant is called (the registry takes its slot
 there, without yielding), then ``after_pass`` (the registry arms the next cron slots), then the
