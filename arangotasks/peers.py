@@ -125,6 +125,6 @@ def _log_failure(task: "asyncio.Future[Any]") -> None:
     if not task.cancelled() and task.exception() is not None:
         exc = task.exception()
         if isinstance(exc, StoreUnavailableError):
-            log.warning("reading a task changed by another node failed: %s", exc)
+            log.warning("a registry job could not reach the store: %s", exc)
         else:
             log.error("registry job failed", exc_info=exc)

@@ -87,6 +87,7 @@ class RunPath:
     _unarmed: list[tuple[Task, float, bool]]
     _finish_slot: Callable[[Task], Awaitable[None]]
     _local: LocalClaims | None
+    _spawn: Callable[[Awaitable[None]], None]
 
     def _fire_now(self, task: Task) -> Coroutine[Any, Any, None] | None:
         """A fire time of ``task`` came: called by the scheduler on the loop, without yielding.
@@ -95,9 +96,9 @@ class RunPath:
         is recorded skipped) and its run admitted (the record made, ``enqueuedAt``). A bucket of
         1,000 fires at one instant is a pass of plain calls, not 1,000 chains of coroutines.
         After the pass the scheduler calls :meth:`_arm_fired` (the next cron slots), then
-        starts what the fires returned, their runs (:meth:`_start_fire`). Several nodes (the
-        admission is a database write) and timed tasks (their fired mark is written first)
-        return the coroutine path, :meth:`_fire`.
+        starts what the fires returned, their runs (:meth:`_fire` with the admitted run).
+        Several nodes (the admission is a database write) and timed tasks (their fired mark is
+        written first) return the whole fire as a coroutine, :meth:`_fire` without one.
         """
         if self._stopping.is_set() or not self.catalog.holds(task):
             return None
@@ -115,7 +116,7 @@ class RunPath:
         run = local.admit_now(task, RunTrigger.SCHEDULE, slot, RunStatus.ENQUEUED, 1)
         busy = self._busy
         busy[task.id] = busy.get(task.id, 0) + 1  # counted off by _attempts' finally
-        return self._run_admitted(task, slot, run)
+        return self._fire(task, (slot, run))
 
     def _arm_fired(self) -> None:
         """After a pass of fires: arm the next slot of each cron task the pass took (fixed rate:
@@ -131,42 +132,27 @@ class RunPath:
                 log.exception("task %s: next slot after %.3f not armed", task.id, slot)
                 continue
             if skipped and task.next_run_at is None:
-                self._start_fire(task.id, self._finish_slot(task))
+                self._spawn(self._finish_slot(task))
 
     def _start_fire(self, key: str, fire: Awaitable[None]) -> None:
         """Run a fire's coroutine in a task the registry waits for at its stop."""
-        job = asyncio.ensure_future(fire)
-        self._active.add(job)
-        job.add_done_callback(self._fire_ended)
+        self._spawn(fire)
 
-    def _fire_ended(self, job: "asyncio.Future[None]") -> None:
-        self._active.discard(job)
-        if not job.cancelled() and job.exception() is not None:
-            log.error("a fire raised an exception", exc_info=job.exception())
-
-    async def _run_admitted(self, task: Task, slot: float, run: Run) -> None:
-        """The rest of a fire that :meth:`_fire_now` admitted: the run, its retries, then what
-        follows it (the next periodic run; a cron task past ``endAt`` is removed)."""
-        try:
-            if task.options.cron is not None:
-                await self._attempts(task, slot, run)
-                await self._finish_slot(task)
-            elif await self._attempts(task, slot, run):
-                await self._after_attempts(task, slot)
-        except asyncio.CancelledError:
-            if not self._stopping.is_set():
-                raise
-            log.warning("task %s: run abandoned at stop", task.id)
-        finally:
-            if self.catalog.holds(task) and not self._stopping.is_set():
-                self.claims.settle(task, busy=task.id in self._busy)
-
-    async def _fire(self, task: Task) -> None:
-        """The coroutine path of a fire (several nodes, timed tasks)."""
-        if not self.catalog.holds(task) or not self.claims.holds(task.id):
+    async def _fire(self, task: Task, admitted: tuple[float, Run] | None = None) -> None:
+        """A fire's coroutine: with ``admitted`` (slot, run), the rest of a fire that
+        :meth:`_fire_now` admitted (the run, its retries, then what follows it: the next
+        periodic run; a cron task past ``endAt`` is removed); without, the whole fire (several
+        nodes, timed tasks)."""
+        if admitted is None and (not self.catalog.holds(task) or not self.claims.holds(task.id)):
             return  # deleted, or claimed by another node, after this fire time was taken
         try:
-            await self._fire_once(task)
+            if admitted is None:
+                await self._fire_once(task)
+            elif task.options.cron is not None:
+                await self._attempts(task, *admitted)
+                await self._finish_slot(task)
+            elif await self._attempts(task, *admitted):
+                await self._after_attempts(task, admitted[0])
         except asyncio.CancelledError:
             if not self._stopping.is_set():
                 raise
