@@ -47,11 +47,22 @@ def shot(page, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
+def follow(page, selector: str) -> None:
+    """Click a link or a form's button and wait until the page it leads to has loaded.
+
+    A bare click returns once its navigation has begun; a reload or goto sent before the
+    redirect's page commits races Chromium's frame swap and fails with "Not attached to an
+    active page" (seen in CI, and in about one of ten tries of a submit then a reload here).
+    """
+    with page.expect_navigation():
+        page.click(selector)
+
+
 def log_in(page, server, user: str, password: str) -> None:
     page.goto(server.url + "/ui/")
     page.fill("#username", user)
     page.fill("#password", password)
-    page.click("button[type=submit]")
+    follow(page, "button[type=submit]")
     page.wait_for_selector("table#tasks")
 
 
@@ -79,14 +90,14 @@ def test_operator_flow(browser, server):
     log_in(page, server, "root", ROOT_PASSWORD)
     assert page.locator("table#tasks").get_by_text("nightly-report").is_visible()
     page.fill("input[name=q]", "nightly")
-    page.click("text=Filter")
+    follow(page, "text=Filter")
     assert page.locator("table#tasks tbody tr").count() == 1
     shot(page, "02-tasks")
 
-    page.click("text=nightly-report")
+    follow(page, "text=nightly-report")
     page.wait_for_selector("h1:has-text('nightly-report')")
     assert "every 1 h" in page.inner_text(".facts")
-    page.click("text=Run now")
+    follow(page, "text=Run now")
     # The new run appears with its output (the page is reloaded until the run finished).
     for _ in range(100):
         page.reload()
@@ -95,13 +106,13 @@ def test_operator_flow(browser, server):
         page.wait_for_timeout(100)
     assert "report for blue" in page.inner_text("table.runs")
     shot(page, "03-task")
-    page.click("table.runs tbody tr >> nth=0 >> a")
+    follow(page, "table.runs tbody tr >> nth=0 >> a")
     assert "report for blue" in page.inner_text("#output")
     shot(page, "04-run")
 
     page.goto(server.url + "/ui/")
-    page.click("text=breaks")
-    page.click("text=Run now")
+    follow(page, "text=breaks")
+    follow(page, "text=Run now")
     for _ in range(100):
         page.goto(server.url + "/ui/failures")
         if "no rows" in page.inner_text("main"):
@@ -111,15 +122,15 @@ def test_operator_flow(browser, server):
     shot(page, "05-failures")
 
     page.goto(server.url + f"/ui/tasks/{task['id']}")
-    page.click("button:has-text('Pause')")
+    follow(page, "button:has-text('Pause')")
     page.wait_for_selector("button:has-text('Resume')")
     assert "(paused)" in page.inner_text(".facts")
     assert root.ok("GET", f"/_api/tasks/{task['id']}?details=true")["enabled"] is False
     shot(page, "06-paused")
-    page.click("button:has-text('Resume')")
+    follow(page, "button:has-text('Resume')")
     page.wait_for_selector("button:has-text('Pause')")
     page.once("dialog", lambda dialog: dialog.accept())
-    page.click("button.danger")
+    follow(page, "button.danger")
     page.wait_for_selector("table#tasks")
     assert "nightly-report" not in page.inner_text("table#tasks")
     status, _ = root.call("GET", f"/_api/tasks/{task['id']}")
@@ -140,4 +151,19 @@ def test_second_user_sees_only_their_tasks(browser, server):
     text = page.inner_text("table#tasks")
     assert "alice-job" in text and "root-only" not in text
     shot(page, "08-other-user")
+    page.close()
+
+
+def test_submit_then_reload(browser, server):
+    """The race ``follow`` closes: a form post, then at once a reload, many times over."""
+    task = Http(server.url, ("root", ROOT_PASSWORD)).ok(
+        "POST", "/_api/tasks", {"name": "again", "command": "1", "period": 3600, "offset": 3600}
+    )
+    page = browser.new_page()
+    log_in(page, server, "root", ROOT_PASSWORD)
+    page.goto(server.url + f"/ui/tasks/{task['id']}")
+    for _ in range(25):
+        follow(page, "text=Run now")
+        page.reload()
+    assert page.locator("table.runs tbody tr").count() >= 25
     page.close()
