@@ -137,18 +137,12 @@ class ScheduleMixin:
     async def _fire_slot(self, task: Task, slot: float) -> None:
         """A cron slot: arm the next one now (fixed rate), then run this one unless the last
         run still goes (overlap)."""
-        if self._slot_runs(task, slot):
-            await self._attempts(task, slot)  # type: ignore[attr-defined]  # runpath.py
-        await self._finish_slot(task)
-
-    def _slot_runs(self, task: Task, slot: float) -> bool:
-        """Arm the slot after ``slot`` (fixed rate: before this one runs); whether ``slot`` runs
-        (False: the last run still goes, and the slot was recorded skipped)."""
         self._arm_after(task, slot)
         if self._overlapping(task):
             self._record_skipped(task, slot)
-            return False
-        return True
+        else:
+            await self._attempts(task, slot)  # type: ignore[attr-defined]  # runpath.py
+        await self._finish_slot(task)
 
     def _arm_after(self, task: Task, slot: float) -> None:
         """Arm the cron slot after ``slot`` (``next_run_at`` None: there is none, past endAt)."""
